@@ -1,0 +1,12 @@
+"""mamlkit: Model-Agnostic Meta-Learning for any PyTorch ``nn.Module``.
+
+The public API; each name is defined in the module given beside it.
+"""
+
+from mamlkit.algorithms.maml import MAML, AdaptedModel
+from mamlkit.core.spec import InnerSpec
+from mamlkit.core.types import TaskBatch, TaskBatchError
+
+__version__ = "0.1.0"
+
+__all__ = ["MAML", "AdaptedModel", "InnerSpec", "TaskBatch", "TaskBatchError", "__version__"]

@@ -1,0 +1,36 @@
+"""Named per-task losses, and the check that a task batch's targets suit them."""
+
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from mamlkit.core import LossFn, TaskBatch, TaskBatchError
+
+LOSSES: dict[str, LossFn] = {"mse": F.mse_loss, "cross_entropy": F.cross_entropy}
+LossSpec = Union[str, Callable[[Tensor, Tensor], Tensor]]
+
+
+def resolve_loss(loss: LossSpec) -> tuple[str | None, LossFn]:
+    """``(name, function)`` for a loss given by name or as a callable (name ``None``)."""
+    if callable(loss):
+        return None, loss
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable; got {loss!r}")
+    return loss, LOSSES[loss]
+
+
+def check_targets(loss_name: str | None, batch: TaskBatch) -> None:
+    """Raise ``TaskBatchError`` when the targets cannot be scored by the named loss."""
+    y = batch.support_y
+    if loss_name == "mse" and not y.is_floating_point():
+        raise TaskBatchError(
+            f"loss 'mse' needs floating-point targets; got {y.dtype} (class labels? use loss='cross_entropy')"
+        )
+    if loss_name == "cross_entropy" and (y.is_floating_point() or y.dim() != 2):
+        raise TaskBatchError(
+            "loss 'cross_entropy' needs integer class labels of shape (n_tasks, n_examples); "
+            f"got {y.dtype} of shape {tuple(y.shape)}"
+        )

@@ -1,0 +1,37 @@
+"""Pure functions over parameter dicts: the inner loop, the meta-objective, and their types.
+
+Imports torch only; nothing else of mamlkit imports into it.
+"""
+
+from mamlkit.core.batch_norm import BATCH_NORM_MODES, BatchNormIn, BatchNormMode, BatchNormModeError
+from mamlkit.core.functional import TaskModel, Vectorize, is_vmap_limitation, per_task_copies
+from mamlkit.core.inner import adapt
+from mamlkit.core.outer import meta_backward, meta_loss, predictions_per_step, query_losses, task_meta_losses
+from mamlkit.core.spec import InnerLR, InnerSpec, SpecError, step_size
+from mamlkit.core.types import LossFn, Params, TaskBatch, TaskBatchError, check_task_batch
+
+__all__ = [
+    "BATCH_NORM_MODES",
+    "BatchNormIn",
+    "BatchNormMode",
+    "BatchNormModeError",
+    "InnerLR",
+    "InnerSpec",
+    "LossFn",
+    "Params",
+    "SpecError",
+    "TaskBatch",
+    "TaskBatchError",
+    "TaskModel",
+    "Vectorize",
+    "adapt",
+    "check_task_batch",
+    "is_vmap_limitation",
+    "meta_backward",
+    "meta_loss",
+    "per_task_copies",
+    "predictions_per_step",
+    "query_losses",
+    "step_size",
+    "task_meta_losses",
+]

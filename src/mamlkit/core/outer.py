@@ -1,0 +1,122 @@
+"""The outer loop's objective: query losses of the adapted parameters, over a task batch."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from mamlkit.core.functional import TaskModel, per_task_copies
+from mamlkit.core.inner import adapt
+from mamlkit.core.spec import InnerSpec
+from mamlkit.core.types import Params, TaskBatch
+
+
+def query_losses(
+    task_model: TaskModel,
+    trajectory: list[Params],
+    shared: Params,
+    query_x: Tensor,
+    query_y: Tensor,
+    spec: InnerSpec,
+) -> Tensor:
+    """Each task's query loss after adaptation, (n_tasks,).
+
+    The loss of the last step; or, with ``spec.step_weights`` (MAML++ multi-step
+    loss, Antoniou et al. 2019), Σₛ wₛ L(θ'ₛ, D^q) over the steps s with wₛ ≠ 0.
+    """
+    if spec.step_weights is None:
+        return task_model.losses(trajectory[-1], shared, query_x, query_y)
+    weighted = [
+        weight * task_model.losses(params, shared, query_x, query_y)
+        for weight, params in zip(spec.step_weights, trajectory)
+        if weight != 0
+    ]
+    if not weighted:
+        return query_x.new_zeros(query_x.shape[0])
+    return torch.stack(weighted).sum(dim=0)
+
+
+def task_meta_losses(
+    task_model: TaskModel, adapting: Params, shared: Params, batch: TaskBatch, spec: InnerSpec
+) -> Tensor:
+    """Each task's meta-loss L(θ'ᵢ, Dqᵢ), differentiable in ``adapting`` and ``shared``.
+
+    Args:
+        adapting: the parameters that adapt, without a task axis (θ).
+        shared: the other parameters and the buffers.
+        batch: the tasks, stacked (see ``TaskBatch``).
+
+    Returns:
+        (n_tasks,) query losses of the adapted parameters.
+    """
+    per_task = per_task_copies(adapting, batch.n_tasks, detach=False)
+    trajectory = adapt(task_model, per_task, shared, batch.support_x, batch.support_y, spec)
+    return query_losses(task_model, trajectory, shared, batch.query_x, batch.query_y, spec)
+
+
+def meta_loss(
+    task_model: TaskModel, adapting: Params, shared: Params, batch: TaskBatch, spec: InnerSpec,
+    *, chunk_size: int | None = None,
+) -> Tensor:
+    """The meta-objective: the mean over tasks of the adapted query losses (a scalar).
+
+    ``chunk_size`` tasks are mapped over at a time; all chunks' graphs stay alive
+    until the caller's backward. To bound memory, use ``meta_backward``.
+    """
+    losses = [task_meta_losses(task_model, adapting, shared, chunk, spec)
+              for chunk in task_chunks(batch, chunk_size)]
+    return torch.cat(losses).mean()
+
+
+def meta_backward(
+    task_model: TaskModel, adapting: Params, shared: Params, batch: TaskBatch, spec: InnerSpec,
+    *, chunk_size: int | None = None,
+) -> Tensor:
+    """Accumulate the meta-gradient into ``.grad`` of the leaf tensors; return the meta-loss.
+
+    Equal to ``meta_loss(...).backward()``, but each chunk of ``chunk_size`` tasks is
+    back-propagated and freed before the next one, so peak memory is that of one chunk.
+
+    Returns:
+        The meta-loss, a detached scalar.
+    """
+    total = batch.support_x.new_zeros(())
+    for chunk in task_chunks(batch, chunk_size):
+        chunk_sum = task_meta_losses(task_model, adapting, shared, chunk, spec).sum()
+        (chunk_sum / batch.n_tasks).backward()
+        total = total + chunk_sum.detach()
+    return total / batch.n_tasks
+
+
+def task_chunks(batch: TaskBatch, chunk_size: int | None) -> Iterator[TaskBatch]:
+    """The batch in consecutive slices of at most ``chunk_size`` tasks (all at once if None)."""
+    size = batch.n_tasks if chunk_size is None else chunk_size
+    for start in range(0, batch.n_tasks, size):
+        yield batch.tasks(start, min(start + size, batch.n_tasks))
+
+
+def predictions_per_step(
+    task_model: TaskModel, adapting: Params, shared: Params, batch: TaskBatch, spec: InnerSpec,
+    *, chunk_size: int | None = None,
+) -> Tensor:
+    """Query predictions before adaptation and after each inner step, for evaluation.
+
+    No meta-gradient is built: the inner gradients are taken without a graph.
+
+    Returns:
+        (spec.steps + 1, n_tasks, n_query, *out_shape), detached; index 0 is before
+        any step.
+    """
+    eval_spec = InnerSpec(steps=spec.steps, inner_lr=spec.inner_lr, first_order=True)
+    chunks = []
+    for chunk in task_chunks(batch, chunk_size):
+        with torch.enable_grad():
+            per_task = per_task_copies(adapting, chunk.n_tasks, detach=True)
+            trajectory = adapt(task_model, per_task, shared, chunk.support_x, chunk.support_y, eval_spec)
+        with torch.no_grad():
+            chunks.append(torch.stack(
+                [task_model.predict(params, shared, chunk.query_x) for params in [per_task, *trajectory]]
+            ))
+    return torch.cat(chunks, dim=1)

@@ -1,0 +1,183 @@
+"""A user's own images: one sub-folder per class, or a flat folder of unlabelled images.
+
+Every image is decoded with Pillow, turned by its EXIF orientation, converted to grey
+(1 channel) or RGB (3 channels; alpha is dropped) and resized to exactly (H, W) with
+Pillow's LANCZOS filter, ignoring the aspect ratio. Files whose names start with "." are
+skipped; any other file must be an image.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from mamlkit.data.class_images import ClassImages
+from mamlkit.data.decode import decode_image, image_to_array
+from mamlkit.data.errors import DataError
+
+__all__ = [
+    "IMAGE_FOLDER_RESAMPLE",
+    "IMAGE_SUFFIXES",
+    "UnlabelledImages",
+    "load_image_folder",
+    "load_unlabelled_folder",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_FOLDER_RESAMPLE = Image.Resampling.LANCZOS
+
+
+class UnlabelledImages(NamedTuple):
+    """Images without labels, e.g. the queries `mamlkit adapt` predicts.
+
+    Attributes:
+        file_names: the image file names, sorted; row i of `images` is file_names[i].
+        images: shape (n_images, H, W, C) uint8.
+    """
+
+    file_names: tuple[str, ...]
+    images: np.ndarray
+
+
+def load_image_folder(
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int],
+    channels: int = 3,
+    progress: bool = True,
+) -> ClassImages:
+    """Load ``path/<class name>/<image>`` files as a class-indexed dataset.
+
+    Args:
+        path: a folder with one sub-folder per class (at least 2), each holding at least
+            one .png, .jpg, .jpeg or .bmp file and nothing else.
+        size: (H, W) in pixels of every output image.
+        channels: 1 (grey) or 3 (RGB).
+        progress: show a progress bar.
+
+    Returns:
+        Classes named after their sub-folders, in sorted order; images of a class in
+        sorted file-name order. Classes may hold different numbers of images.
+
+    Shapes:
+        images (n_images, H, W, channels) uint8.
+
+    Raises:
+        DataError: naming the path, when the folder is missing, holds fewer than two
+            class folders or a loose file, a class folder is empty or holds a sub-folder,
+            or a file is not a readable image.
+    """
+    _check_size_and_channels(size, channels)
+    folder = _existing_folder(path)
+    entries = _visible_entries(folder)
+    loose_files = [entry for entry in entries if not entry.is_dir()]
+    if loose_files:
+        raise DataError(
+            f"{loose_files[0]} sits directly in {folder}, which should hold only one "
+            "sub-folder per class. Move it into its class folder, or use "
+            "load_unlabelled_folder for a folder of unlabelled images."
+        )
+    if len(entries) < 2:
+        raise DataError(
+            f"{folder} holds {len(entries)} class folder(s); few-shot classification needs at "
+            "least 2. Add one sub-folder per class with its images inside."
+        )
+    files_per_class = [_image_files(class_folder) for class_folder in entries]
+    files = [file for class_files in files_per_class for file in class_files]
+    images = _decode_all(files, size=size, channels=channels, progress=progress)
+    sizes = np.array([len(class_files) for class_files in files_per_class])
+    return ClassImages(images, sizes, tuple(entry.name for entry in entries))
+
+
+def load_unlabelled_folder(
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int],
+    channels: int = 3,
+    progress: bool = True,
+) -> UnlabelledImages:
+    """Load every image of a flat folder, e.g. the unlabelled queries to predict.
+
+    Args:
+        path: a folder holding .png, .jpg, .jpeg or .bmp files and nothing else.
+        size: (H, W) in pixels of every output image.
+        channels: 1 (grey) or 3 (RGB).
+        progress: show a progress bar.
+
+    Returns:
+        The sorted file names and their images, preprocessed as `load_image_folder` does.
+
+    Shapes:
+        images (n_images, H, W, channels) uint8.
+
+    Raises:
+        DataError: naming the path, when the folder is missing, empty, holds a sub-folder,
+            or a file is not a readable image.
+    """
+    _check_size_and_channels(size, channels)
+    files = _image_files(_existing_folder(path))
+    images = _decode_all(files, size=size, channels=channels, progress=progress)
+    return UnlabelledImages(tuple(file.name for file in files), images)
+
+
+def _check_size_and_channels(size: tuple[int, int], channels: int) -> None:
+    valid_size = (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(n, int) and n > 0 for n in size)
+    )
+    if not valid_size:
+        raise DataError(f"size must be (height, width) in pixels, two positive ints; got {size!r}")
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
+
+
+def _existing_folder(path: str | os.PathLike) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"image folder {folder} {state}; check the path")
+    return folder
+
+
+def _visible_entries(folder: Path) -> list[Path]:
+    return sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The sorted image files of `folder`, which must hold at least one and nothing else."""
+    files = _visible_entries(folder)
+    for file in files:
+        if file.is_dir():
+            raise DataError(
+                f"{file} is a folder inside {folder}, which should hold only image files. "
+                "Move its images up, or remove it."
+            )
+        if file.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(
+                f"{file} is not an image file (accepted: {', '.join(IMAGE_SUFFIXES)}). "
+                "Remove it, or convert it to one of these formats."
+            )
+    if not files:
+        raise DataError(f"{folder} holds no images; add {', '.join(IMAGE_SUFFIXES)} files")
+    return files
+
+
+def _decode_all(
+    files: list[Path], *, size: tuple[int, int], channels: int, progress: bool
+) -> np.ndarray:
+    """Shape (len(files), H, W, channels) uint8."""
+    images = np.empty((len(files), *size, channels), dtype=np.uint8)
+    for row, file in enumerate(tqdm(files, desc="images", unit="img", disable=not progress)):
+        images[row] = image_to_array(
+            decode_image(file, name=str(file)),
+            size=size,
+            channels=channels,
+            resample=IMAGE_FOLDER_RESAMPLE,
+        )
+    return images

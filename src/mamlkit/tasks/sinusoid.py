@@ -1,0 +1,65 @@
+"""Sinusoid regression tasks (Finn et al. 2017, section 5.1).
+
+A task is y = A sin(x − φ) with amplitude A ~ U[0.1, 5] and phase φ ~ U[0, π];
+inputs x ~ U[−5, 5]. Loss: mean squared error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mamlkit.core.types import TaskBatch
+
+
+@dataclass(frozen=True)
+class SinusoidTasks:
+    """The distribution of sinusoid tasks.
+
+    Attributes:
+        amplitude: (low, high) of the uniform amplitude A.
+        phase: (low, high) of the uniform phase φ, radians.
+        x_range: (low, high) of the uniform inputs x.
+    """
+
+    amplitude: tuple[float, float] = (0.1, 5.0)
+    phase: tuple[float, float] = (0.0, math.pi)
+    x_range: tuple[float, float] = (-5.0, 5.0)
+
+    def __post_init__(self) -> None:
+        for name in ("amplitude", "phase", "x_range"):
+            low, high = getattr(self, name)
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"{name} must be (low, high) with low < high; got {(low, high)}")
+        if self.amplitude[0] < 0:
+            raise ValueError(f"amplitude must be >= 0; got {self.amplitude}")
+
+    def sample_functions(self, n_tasks: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Amplitudes and phases of ``n_tasks`` tasks, each of shape (n_tasks,)."""
+        return (_uniform(self.amplitude, (n_tasks,), generator),
+                _uniform(self.phase, (n_tasks,), generator))
+
+    def sample_inputs(self, n_tasks: int, n: int, generator: torch.Generator) -> Tensor:
+        """Inputs x of shape (n_tasks, n, 1)."""
+        return _uniform(self.x_range, (n_tasks, n, 1), generator)
+
+    def sample(self, n_tasks: int, n_support: int, n_query: int, generator: torch.Generator) -> TaskBatch:
+        """A task batch: support (n_tasks, n_support, 1) and query (n_tasks, n_query, 1) pairs."""
+        amplitude, phase = self.sample_functions(n_tasks, generator)
+        support_x = self.sample_inputs(n_tasks, n_support, generator)
+        query_x = self.sample_inputs(n_tasks, n_query, generator)
+        return TaskBatch(support_x, sinusoid(support_x, amplitude, phase),
+                         query_x, sinusoid(query_x, amplitude, phase))
+
+
+def sinusoid(x: Tensor, amplitude: Tensor, phase: Tensor) -> Tensor:
+    """A sin(x − φ). Shapes: x (n_tasks, n, 1); amplitude, phase (n_tasks,). Returns x's shape."""
+    return amplitude[:, None, None] * torch.sin(x - phase[:, None, None])
+
+
+def _uniform(bounds: tuple[float, float], shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+    low, high = bounds
+    return low + (high - low) * torch.rand(shape, generator=generator)
