@@ -28,13 +28,13 @@ from mamlkit.data.omniglot import load_omniglot as load_omniglot
 from mamlkit.data.omniglot import omniglot_splits as omniglot_splits
 
 __all__ = [
-    "ROTATION_DEGREES",
-    "ClassImages",
-    "DataError",
     "IMAGE_SUFFIXES",
     "MINI_IMAGENET_SPLITS",
     "OMNIGLOT_BASE_URL",
     "OMNIGLOT_CACHE_NAME",
+    "ROTATION_DEGREES",
+    "ClassImages",
+    "DataError",
     "UnlabelledImages",
     "build_omniglot_cache",
     "download",

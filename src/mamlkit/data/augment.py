@@ -23,7 +23,7 @@ def with_rotations(data: ClassImages) -> ClassImages:
         data: square images.
 
     Returns:
-        4 × data.n_classes classes, rotation-major: first the original classes unchanged
+        4 x data.n_classes classes, rotation-major: first the original classes unchanged
         (same order and names), then all classes rotated 90° counter-clockwise
         (`np.rot90` with k=1 over the H, W axes), named ``"<name>/rot90"``, then 180°,
         then 270°. Class `c` rotated by `ROTATION_DEGREES[k]` is class
@@ -37,7 +37,7 @@ def with_rotations(data: ClassImages) -> ClassImages:
     """
     height, width, _ = data.image_shape
     if height != width:
-        raise DataError(f"rotations need square images; these are {height}×{width}")
+        raise DataError(f"rotations need square images; these are {height}x{width}")
     images = np.concatenate([np.rot90(data.images, k, axes=(1, 2)) for k in range(4)])
     names = data.class_names + tuple(
         f"{name}/rot{degrees}" for degrees in ROTATION_DEGREES[1:] for name in data.class_names

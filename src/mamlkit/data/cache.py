@@ -66,7 +66,7 @@ def load_class_images(path: str | os.PathLike) -> tuple[ClassImages, dict]:
                 archive["images"], archive["class_sizes"], tuple(archive["class_names"].tolist())
             )
             metadata = json.loads(archive["metadata"].item())
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, DataError) as error:
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, DataError) as error:
         raise DataError(
             f"cannot read the dataset cache {path} ({error}). Delete it and build it again."
         ) from None

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Collection
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mamlkit.data.errors import DataError
 
@@ -83,7 +83,9 @@ def download(
     if dest.exists():
         mismatch = _digest_mismatch(dest, accepted)
         if mismatch:
-            raise DataError(f"{dest} exists but {mismatch}. Delete it and run again to download it.")
+            raise DataError(
+                f"{dest} exists but {mismatch}. Delete it and run again to download it."
+            )
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -130,7 +132,9 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool) -> None:
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        response = urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout
+        )
     except urllib.error.HTTPError as error:
         with error:
             if error.code == 416 and offset:
@@ -154,15 +158,18 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool) -> None:
         start = offset if resume else 0
         length = response.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        with open(part, "ab" if resume else "wb") as file, tqdm(
-            total=total,
-            initial=start,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=part.stem,
-            disable=not progress,
-        ) as bar:
+        with (
+            open(part, "ab" if resume else "wb") as file,
+            tqdm(
+                total=total,
+                initial=start,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.stem,
+                disable=not progress,
+            ) as bar,
+        ):
             try:
                 while chunk := response.read(_CHUNK_BYTES):
                     file.write(chunk)

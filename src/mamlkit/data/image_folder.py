@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mamlkit.data.class_images import ClassImages
 from mamlkit.data.decode import decode_image, image_to_array

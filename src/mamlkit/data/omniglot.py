@@ -1,8 +1,8 @@
-"""Omniglot (Lake et al. 2015): download, one-time 28×28 cache, and the MAML splits.
+"""Omniglot (Lake et al. 2015): download, one-time 28x28 cache, and the MAML splits.
 
 The data root holds the two official zips and, once built, ``omniglot_28x28.npz``:
 every drawing preprocessed as described in `read_omniglot_zips` (BOX resize, ink = high
-values), 1623 classes × 20 drawings as one uint8 array. Loading the cache reads ~25 MB
+values), 1623 classes x 20 drawings as one uint8 array. Loading the cache reads ~25 MB
 and takes a fraction of a second; building it decodes 32,460 PNGs once (seconds).
 
 References:
@@ -124,7 +124,7 @@ def load_omniglot(
     zips_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> ClassImages:
-    """All 1623 Omniglot characters, 28×28, from the cache in `root` (built when missing).
+    """All 1623 Omniglot characters, 28x28, from the cache in `root` (built when missing).
 
     Order of attempts: read ``root/omniglot_28x28.npz``; else build it from the two zips
     in `zips_dir` (default `root`); else, with `download=True`, download them into
@@ -183,9 +183,11 @@ def omniglot_splits(
     (here 1100 train + 100 validation) and the remaining 423 for testing. With
     `seed=None` the split follows the order of `data` (for `load_omniglot`: background,
     then evaluation; alphabet; character): the first `n_train`, the next `n_val`, the rest
-    to test. So all test characters, and some val and train ones, come from evaluation
-    alphabets. With an integer `seed` the classes are first permuted by
-    `np.random.default_rng(seed)`, each split then in ascending class order.
+    to test. On Omniglot that puts the 964 background characters and the first 136
+    evaluation characters in train, and only evaluation characters in val and test; an
+    alphabet may straddle two splits, a character never does. With an integer `seed` the
+    classes are first permuted by `np.random.default_rng(seed)`, each split then in
+    ascending class order.
 
     Apply `with_rotations` to each split afterwards, never before.
 
@@ -211,7 +213,10 @@ def omniglot_splits(
         order = np.random.default_rng(seed).permutation(data.n_classes)
     parts = np.split(order, [n_train, n_train + n_val])
     indices = parts if seed is None else [np.sort(part) for part in parts]
-    return {name: data.subset(part) for name, part in zip(("train", "val", "test"), indices)}
+    return {
+        name: data.subset(part)
+        for name, part in zip(("train", "val", "test"), indices, strict=True)
+    }
 
 
 def _read_cache(cache: Path) -> ClassImages | None:

@@ -1,6 +1,6 @@
 """Read Omniglot characters straight from the official zips (nothing is extracted to disk).
 
-Each zip holds ``images_<subset>/<Alphabet>/characterNN/NNNN_YY.png``: 105×105 1-bit PNGs,
+Each zip holds ``images_<subset>/<Alphabet>/characterNN/NNNN_YY.png``: 105x105 1-bit PNGs,
 white background, black strokes; NNNN is the character id, YY the drawing 01..20.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mamlkit.data.class_images import ClassImages
 from mamlkit.data.decode import decode_image, image_to_array
@@ -39,8 +39,8 @@ def read_omniglot_zips(zips_dir: Path, *, progress: bool = True) -> ClassImages:
 
     Preprocessing, fixed so that every cache is the same: the 1-bit image becomes 0/255
     grey, is resized 105→28 with Pillow's BOX filter (each output pixel averages its
-    3.75×3.75 source area), then inverted, so a pixel's value is round(255 × the fraction
-    of its area covered by ink): strokes high (255), background 0.
+    3.75x3.75 source area), then inverted (255 - value), so a pixel is 255 times the
+    fraction of its area covered by ink, to within 1: strokes high (255), background 0.
 
     Class order: background before evaluation, then alphabet folder name, then character
     number (character2 before character10). Drawings within a class in drawing order.
@@ -119,7 +119,9 @@ def _drawing_entries(
             match["character"],
         )
     if not entries:
-        raise DataError(f"{zip_path} holds no drawings under {top_folder}. Is this an Omniglot zip?")
+        raise DataError(
+            f"{zip_path} holds no drawings under {top_folder}. Is this an Omniglot zip?"
+        )
     return entries
 
 

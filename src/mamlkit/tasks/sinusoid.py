@@ -46,10 +46,16 @@ class SinusoidTasks:
         """Inputs x of shape (n_tasks, n, 1)."""
         return _uniform(self.x_range, (n_tasks, n, 1), generator)
 
-    def sample(self, n_tasks: int, n_support: int, n_query: int, generator: torch.Generator) -> TaskBatch:
-        """A task batch: support (n_tasks, n_support, 1) and query (n_tasks, n_query, 1) pairs."""
+    def sample(self, n_tasks: int, *, k_shot: int, n_query: int, generator: torch.Generator,
+               split: str = "train") -> TaskBatch:
+        """A task batch: support (n_tasks, k_shot, 1) and query (n_tasks, n_query, 1) pairs.
+
+        Every split draws from the same distribution; ``split`` is accepted for the
+        ``TaskSource`` interface.
+        """
+        del split
         amplitude, phase = self.sample_functions(n_tasks, generator)
-        support_x = self.sample_inputs(n_tasks, n_support, generator)
+        support_x = self.sample_inputs(n_tasks, k_shot, generator)
         query_x = self.sample_inputs(n_tasks, n_query, generator)
         return TaskBatch(support_x, sinusoid(support_x, amplitude, phase),
                          query_x, sinusoid(query_x, amplitude, phase))

@@ -1,0 +1,1 @@
+"""The command line (``mamlkit train|eval``); one module per command."""

@@ -1,0 +1,36 @@
+"""``mamlkit``: the command line. Parses, validates, calls the layers, prints for people."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from mamlkit.cli import evaluate_command, train_command
+from mamlkit.cli.errors import USER_ERRORS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mamlkit", description="Model-Agnostic Meta-Learning for PyTorch: meta-train, evaluate, adapt.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train_command.add_parser(commands)
+    evaluate_command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the process exit code (0 ok, 2 user error, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except USER_ERRORS as error:
+        print(f"mamlkit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mamlkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

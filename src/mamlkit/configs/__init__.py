@@ -1,0 +1,1 @@
+"""YAML presets shipped with mamlkit (``mamlkit train PRESET``)."""

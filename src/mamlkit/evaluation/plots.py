@@ -1,0 +1,62 @@
+"""Figures: sinusoid fits before and after adaptation (Finn et al. 2017, Fig. 2), learning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from matplotlib.figure import Figure
+
+from mamlkit.algorithms import MAML
+from mamlkit.core import TaskBatch
+from mamlkit.tasks.sinusoid import SinusoidTasks, sinusoid
+
+
+def plot_sinusoid_fits(learner: MAML, tasks: SinusoidTasks, path: Path, *, k_shot: int = 5,
+                       steps: Sequence[int] = (1, 10), n_panels: int = 3, inner_lr: float | None = None,
+                       generator: torch.Generator) -> None:
+    """Ground truth, the K support points, and the model's curve before adaptation and after
+    each of ``steps`` inner steps, for ``n_panels`` tasks drawn with ``generator``."""
+    amplitude, phase = tasks.sample_functions(n_panels, generator)
+    support_x = tasks.sample_inputs(n_panels, k_shot, generator)
+    grid = torch.linspace(*tasks.x_range, 200).expand(n_panels, 200).unsqueeze(-1)
+    batch = TaskBatch(support_x, sinusoid(support_x, amplitude, phase), grid, sinusoid(grid, amplitude, phase))
+    curves = learner.predictions_per_step(batch, steps=max(steps), inner_lr=inner_lr).cpu()
+    figure = Figure(figsize=(4.5 * n_panels, 3.6))
+    axes = figure.subplots(1, n_panels, squeeze=False)
+    for task, axis in enumerate(axes[0]):
+        x = grid[task, :, 0]
+        axis.plot(x, batch.query_y[task, :, 0], color="red", label="ground truth")
+        axis.plot(x, curves[0, task, :, 0], ":", color="green", label="pre-update")
+        for step in steps:
+            axis.plot(x, curves[step, task, :, 0], "--", label=f"{step} grad step{'s' * (step > 1)}")
+        axis.scatter(support_x[task, :, 0], batch.support_y[task, :, 0], marker="^", color="purple",
+                     zorder=3, label=f"{k_shot} support points")
+        axis.set_xlabel("x")
+    axes[0][0].set_ylabel("y")
+    axes[0][0].legend(fontsize="small")
+    figure.suptitle(f"MAML, K = {k_shot}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+
+
+def plot_learning_curve(records: Sequence[dict[str, Any]], path: Path, *, title: str) -> None:
+    """Meta-training loss and validation loss against iterations, from ``metrics.jsonl`` records."""
+    train = [(r["iteration"], r["meta_loss"]) for r in records if "meta_loss" in r]
+    val = [(r["iteration"], r["val_loss"]) for r in records if "val_loss" in r]
+    figure = Figure(figsize=(6, 3.8))
+    axis = figure.subplots()
+    if train:
+        axis.plot(*zip(*train), label="meta-training loss (query, after adaptation)", alpha=0.7)
+    if val:
+        axis.plot(*zip(*val), "o-", label="validation loss (after adaptation)")
+    axis.set_xlabel("iteration")
+    axis.set_ylabel("loss")
+    axis.set_yscale("log")
+    axis.set_title(title)
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)

@@ -1,0 +1,20 @@
+"""``TaskSource``: what every task distribution offers the trainer and the evaluator."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from mamlkit.core.types import TaskBatch
+
+
+class TaskSource(Protocol):
+    """A distribution of few-shot tasks."""
+
+    def sample(self, n_tasks: int, *, k_shot: int, n_query: int, generator: torch.Generator,
+               split: str = "train") -> TaskBatch:
+        """``n_tasks`` tasks with ``k_shot`` support and ``n_query`` query examples each
+        (per class, for classification), drawn with ``generator`` from ``split``
+        ("train", "val" or "test")."""
+        ...

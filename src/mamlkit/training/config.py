@@ -1,0 +1,190 @@
+"""The experiment config: what a YAML preset or file may say, with its defaults and checks.
+
+A config has the sections ``task``, ``model``, ``algorithm``, ``train`` and ``eval``.
+``load_config`` reads a preset name or a YAML path and applies ``key=value``
+overrides (dotted keys, YAML values) before validating the whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+
+from mamlkit.training.schema import ConfigError, from_mapping, require, set_dotted, to_mapping
+
+
+@dataclass(frozen=True)
+class SinusoidTaskConfig:
+    """Sinusoid regression tasks (Finn et al. 2017, section 5.1)."""
+
+    kind: Literal["sinusoid"] = "sinusoid"
+    k_shot: int = 10
+    n_query: int = 10
+    amplitude: tuple[float, float] = (0.1, 5.0)
+    phase: tuple[float, float] = (0.0, math.pi)
+    x_range: tuple[float, float] = (-5.0, 5.0)
+
+    def __post_init__(self) -> None:
+        require(self.k_shot >= 1, f"task.k_shot must be >= 1; got {self.k_shot}")
+        require(self.n_query >= 1, f"task.n_query must be >= 1; got {self.n_query}")
+        for name in ("amplitude", "phase", "x_range"):
+            low, high = getattr(self, name)
+            require(low < high, f"task.{name} must be [low, high] with low < high; got {[low, high]}")
+        require(self.amplitude[0] >= 0, f"task.amplitude must be >= 0; got {list(self.amplitude)}")
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """A fully connected ReLU network."""
+
+    kind: Literal["mlp"] = "mlp"
+    hidden: tuple[int, ...] = (40, 40)
+
+    def __post_init__(self) -> None:
+        require(all(width >= 1 for width in self.hidden),
+                f"model.hidden widths must be >= 1; got {list(self.hidden)}")
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    """The meta-learning algorithm and its inner loop."""
+
+    name: Literal["maml", "fomaml"] = "maml"
+    inner_lr: float = 0.01
+    inner_steps: int = 1
+    batch_norm: Literal["transductive", "frozen"] = "transductive"
+    vectorize: Literal["auto", "vmap", "loop"] = "auto"
+    chunk_size: int | None = None
+
+    def __post_init__(self) -> None:
+        require(self.inner_lr > 0, f"algorithm.inner_lr must be > 0; got {self.inner_lr}")
+        require(self.inner_steps >= 1, f"algorithm.inner_steps must be >= 1; got {self.inner_steps}")
+        require(self.chunk_size is None or self.chunk_size >= 1,
+                f"algorithm.chunk_size must be null or >= 1; got {self.chunk_size}")
+
+    @property
+    def first_order(self) -> bool:
+        return self.name == "fomaml"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The meta-training loop (Adam on the meta-parameters)."""
+
+    iterations: int = 70000
+    meta_batch_size: int = 25
+    meta_lr: float = 0.001
+    log_every: int = 100
+    val_every: int = 1000
+    val_tasks: int = 200
+    checkpoint_every: int = 1000
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "meta_batch_size", "log_every", "val_every", "val_tasks", "checkpoint_every"):
+            require(getattr(self, name) >= 1, f"train.{name} must be >= 1; got {getattr(self, name)}")
+        require(self.meta_lr > 0, f"train.meta_lr must be > 0; got {self.meta_lr}")
+        require(re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device) is not None,
+                f"train.device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The test protocol: fixed seeded tasks, metrics after each inner step, 95% CI."""
+
+    tasks: int = 600
+    k_shots: tuple[int, ...] = (5, 10, 20)
+    n_query: int = 100
+    steps: int = 10
+    inner_lr: float | None = None
+    seed: int = 2017
+
+    def __post_init__(self) -> None:
+        require(self.tasks >= 2, f"eval.tasks must be >= 2 (a confidence interval needs two); got {self.tasks}")
+        require(len(self.k_shots) >= 1 and all(k >= 1 for k in self.k_shots),
+                f"eval.k_shots must be a non-empty list of integers >= 1; got {list(self.k_shots)}")
+        require(self.n_query >= 1, f"eval.n_query must be >= 1; got {self.n_query}")
+        require(self.steps >= 1, f"eval.steps must be >= 1; got {self.steps}")
+        require(self.inner_lr is None or self.inner_lr > 0,
+                f"eval.inner_lr must be null (the training one) or > 0; got {self.inner_lr}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment."""
+
+    name: str = "sinusoid_maml"
+    seed: int = 0
+    task: SinusoidTaskConfig = field(default_factory=SinusoidTaskConfig)
+    model: MLPConfig = field(default_factory=MLPConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        require(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) is not None,
+                f"name must use letters, digits, '_', '-' or '.' only (it names the run folder); got {self.name!r}")
+
+
+def preset_names() -> list[str]:
+    """The presets shipped with mamlkit (``configs/*.yaml``), without the suffix."""
+    return sorted(p.name[:-5] for p in resources.files("mamlkit.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def read_config_data(source: str) -> dict[str, Any]:
+    """The raw YAML data of a preset name or a file path."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {source!r} not found")
+        text = path.read_text()
+    else:
+        if source not in preset_names():
+            raise ConfigError(
+                f"{source!r} is neither a config file nor a preset; presets: {', '.join(preset_names())}"
+            )
+        text = resources.files("mamlkit.configs").joinpath(f"{source}.yaml").read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {source!r} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {source!r} must be a YAML mapping of sections; got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``data`` with each ``dotted.key=value`` applied (value parsed as YAML)."""
+    result = copy.deepcopy(dict(data))
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r} must look like section.key=value, e.g. train.iterations=2000")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        set_dotted(Config, result, key, value)
+    return result
+
+
+def load_config(source: str, overrides: Sequence[str] = ()) -> Config:
+    """The validated config of a preset or file, with ``key=value`` overrides applied."""
+    return config_from_data(apply_overrides(read_config_data(source), overrides))
+
+
+def config_from_data(data: Mapping[str, Any]) -> Config:
+    return from_mapping(Config, data, "")
+
+
+def config_to_data(config: Config) -> dict[str, Any]:
+    return to_mapping(config)
+

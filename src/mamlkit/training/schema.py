@@ -1,0 +1,164 @@
+"""Turning plain YAML data into frozen, validated config dataclasses.
+
+``from_mapping(cls, data, where)`` checks every key against ``cls``'s fields (an
+unknown key names the closest valid one), converts each value by the field's type
+annotation, and lets ``cls.__post_init__`` check ranges. Every failure is a
+``ConfigError`` naming the dotted key, what was given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from typing import Any, Literal, Mapping, Union
+
+
+class ConfigError(ValueError):
+    """A config value, key or file that cannot be used; the message says how to fix it."""
+
+
+def from_mapping(cls: type, data: Any, where: str) -> Any:
+    """Build the dataclass ``cls`` from ``data`` (a mapping), validating every field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'the config'} must be a mapping of keys to values; got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise ConfigError(unknown_key_message(_join(where, str(key)), str(key), fields))
+    values = {key: convert(hints[key], value, _join(where, key)) for key, value in data.items()}
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def unknown_key_message(path: str, key: str, valid: typing.Iterable[str]) -> str:
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key {path!r}: {hint}valid keys here: {', '.join(valid)}"
+
+
+def convert(annotation: Any, value: Any, where: str) -> Any:
+    """``value`` as the type ``annotation`` describes, or a ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if dataclasses.is_dataclass(annotation):
+        return from_mapping(annotation, value, where)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if all(dataclasses.is_dataclass(option) for option in options):
+            return from_mapping(choose_kind(options, value, where), value, where)
+        errors = []
+        for option in options:
+            try:
+                return convert(option, value, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of the allowed forms")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}; got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list; got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where} must be a list of {len(args)} values; got {value!r}")
+        return tuple(convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false; got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer; got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number; got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string; got {value!r}")
+        return value
+    raise TypeError(f"no conversion for the annotation {annotation!r} of {where}")  # a bug of ours
+
+
+def choose_kind(options: list[type], value: Any, where: str) -> type:
+    """The dataclass among ``options`` whose ``kind`` default equals ``value["kind"]``."""
+    kinds = {f.default: option for option in options for f in dataclasses.fields(option) if f.name == "kind"}
+    kind = value.get("kind", next(iter(kinds))) if isinstance(value, Mapping) else None
+    if kind not in kinds:
+        raise ConfigError(f"{where}.kind must be one of {', '.join(map(repr, kinds))}; got {kind!r}")
+    return kinds[kind]
+
+
+def to_mapping(config: Any) -> Any:
+    """The plain data (dicts, lists, scalars) that ``from_mapping`` turns back into ``config``."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_mapping(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, tuple):
+        return [to_mapping(v) for v in config]
+    return config
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ``ConfigError(message)`` unless ``condition`` holds (for ``__post_init__``)."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def set_dotted(cls: type, data: dict, dotted_key: str, value: Any) -> None:
+    """Set ``data[a][b]... = value`` for ``dotted_key`` "a.b...", checking each key
+    against the dataclass ``cls`` and the sections under it."""
+    keys = dotted_key.split(".")
+    schema: Any = cls
+    node = data
+    for depth, key in enumerate(keys):
+        where = ".".join(keys[: depth + 1])
+        sections = _section_types(schema, node)
+        if key not in sections:
+            raise ConfigError(unknown_key_message(where, key, sections))
+        if depth == len(keys) - 1:
+            node[key] = value
+            return
+        schema = sections[key]
+        if schema is None:
+            raise ConfigError(f"{where} is a value, not a section: cannot set {dotted_key!r}")
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where} must be a mapping to set {dotted_key!r}")
+
+
+def _section_types(schema: type, node: Mapping[str, Any]) -> dict[str, Any]:
+    """Field name -> the section dataclass it holds (None for a plain value)."""
+    hints = typing.get_type_hints(schema)
+    result = {}
+    for f in dataclasses.fields(schema):
+        annotation = hints[f.name]
+        options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+        sections = [a for a in options if dataclasses.is_dataclass(a)]
+        if not sections:
+            result[f.name] = None
+        elif len(sections) == 1:
+            result[f.name] = sections[0]
+        else:
+            result[f.name] = choose_kind(sections, node.get(f.name, {}), f.name)
+    return result
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key

@@ -1,0 +1,72 @@
+"""Configs: presets load, overrides apply, every bad input gets an error saying how to fix it."""
+
+from __future__ import annotations
+
+import pytest
+
+from mamlkit.training import ConfigError, load_config
+from mamlkit.training.config import config_from_data, config_to_data, preset_names
+
+
+def test_sinusoid_preset_is_the_paper_protocol():
+    config = load_config("sinusoid")
+    assert (config.task.k_shot, config.task.amplitude, config.task.x_range) == (10, (0.1, 5.0), (-5.0, 5.0))
+    assert config.model.hidden == (40, 40)
+    assert (config.algorithm.inner_lr, config.algorithm.inner_steps, config.algorithm.first_order) == (0.01, 1, False)
+    assert (config.train.meta_batch_size, config.train.meta_lr, config.train.iterations) == (25, 0.001, 70000)
+    assert config.eval.tasks == 600
+
+
+def test_every_preset_loads():
+    assert "sinusoid" in preset_names()
+    for name in preset_names():
+        load_config(name)
+
+
+def test_overrides_replace_values_and_round_trip():
+    config = load_config("sinusoid", ["train.iterations=12", "algorithm.name=fomaml", "eval.k_shots=[5]"])
+    assert config.train.iterations == 12 and config.algorithm.first_order and config.eval.k_shots == (5,)
+    assert config_from_data(config_to_data(config)) == config
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.iteratons=5", "did you mean 'iterations'"),
+    ("trian.iterations=5", "did you mean 'train'"),
+    ("train.iterations=-3", "train.iterations must be >= 1"),
+    ("train.iterations=2.5", "train.iterations must be an integer"),
+    ("train.meta_lr=fast", "train.meta_lr must be a finite number"),
+    ("train.meta_lr=.nan", "train.meta_lr must be a finite number"),
+    ("algorithm.name=mamal", "algorithm.name must be one of 'maml', 'fomaml'"),
+    ("algorithm.batch_norm=running", "algorithm.batch_norm must be one of"),
+    ("task.amplitude=[5, 1]", "low < high"),
+    ("task.amplitude=[1]", "task.amplitude must be a list of 2 values"),
+    ("train.progress=yes please", "train.progress must be true or false"),
+    ("train.device=gpu", "train.device must be"),
+    ("eval.tasks=1", "eval.tasks must be >= 2"),
+    ("name=my run", "name must use letters"),
+    ("train.iterations.deep=1", "is a value, not a section"),
+    ("iterations", "must look like section.key=value"),
+    ("task.kind=omniglot_xyz", "task.kind must be one of"),
+])
+def test_bad_overrides_name_the_key_and_the_fix(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        load_config("sinusoid", [override])
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="neither a config file nor a preset"):
+        load_config("sinusiod")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(broken))
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        load_config(str(scalar))
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("train:\n  iterations: 5\n  metalr: 0.1\n")
+    with pytest.raises(ConfigError, match="did you mean 'meta_lr'"):
+        load_config(str(unknown))

@@ -1,0 +1,101 @@
+"""The training loop: it learns, resumes exactly, refuses to go on from a NaN, and saves safely."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from mamlkit.training import CheckpointError, RunFiles, TrainingError, load_checkpoint, load_config, train
+from mamlkit.training.build import build_learner, build_model, build_task_source
+from mamlkit.training.checkpoint import save_checkpoint
+from mamlkit.training.loop import validation_loss
+from mamlkit.training.metrics import read_metrics
+from mamlkit.training.seeding import generator_for
+
+
+def tiny_config(*overrides: str):
+    return load_config("sinusoid", ["train.progress=false", "train.val_tasks=50", "train.log_every=10",
+                                    "train.meta_batch_size=10", *overrides])
+
+
+def run(config, root, resume=False):
+    learner = build_learner(config, build_model(config))
+    state = train(learner, build_task_source(config), config, RunFiles(root), resume=resume)
+    return learner, state
+
+
+def test_meta_training_lowers_the_adapted_loss(tmp_path):
+    config = tiny_config("train.iterations=600", "train.val_every=600", "train.checkpoint_every=600",
+                         "train.meta_lr=0.003")
+    learner, _ = run(config, tmp_path)
+    tasks = build_task_source(config)
+    batch = tasks.sample(200, k_shot=10, n_query=50, generator=generator_for(7, "test"))
+    untrained = build_learner(config, build_model(config))
+    before = validation_loss(untrained, batch)
+    after = validation_loss(learner, batch)
+    assert after < 0.5 * before
+    records = read_metrics(RunFiles(tmp_path).metrics)
+    assert [r["iteration"] for r in records if "meta_loss" in r] == list(range(10, 601, 10))
+    assert all(r["tasks_per_s"] > 0 for r in records if "meta_loss" in r)
+
+
+def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
+    whole, _ = run(tiny_config("train.iterations=40", "train.val_every=20", "train.checkpoint_every=20"),
+                   tmp_path / "whole")
+    first, _ = run(tiny_config("train.iterations=20", "train.val_every=20", "train.checkpoint_every=20"),
+                   tmp_path / "split")
+    resumed, state = run(tiny_config("train.iterations=40", "train.val_every=20", "train.checkpoint_every=20"),
+                         tmp_path / "split", resume=True)
+    assert state.iteration == 40
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    iterations = [r["iteration"] for r in read_metrics(RunFiles(tmp_path / "split").metrics) if "meta_loss" in r]
+    assert iterations == list(range(10, 41, 10))
+
+
+def test_non_finite_meta_loss_stops_with_the_iteration_and_keeps_the_checkpoint(tmp_path):
+    config = tiny_config("train.iterations=30", "train.checkpoint_every=10", "train.val_every=10")
+    files = RunFiles(tmp_path)
+    learner = build_learner(config, build_model(config))
+    tasks = build_task_source(config)
+
+    class PoisonedTasks:
+        def sample(self, n_tasks, *, k_shot, n_query, generator, split="train"):
+            batch = tasks.sample(n_tasks, k_shot=k_shot, n_query=n_query, generator=generator, split=split)
+            if split == "train" and self.calls == 15:
+                batch.query_y[0, 0, 0] = float("nan")
+            self.calls += split == "train"
+            return batch
+
+    poisoned = PoisonedTasks()
+    poisoned.calls = 0
+    with pytest.raises(TrainingError, match="iteration 16: the meta-loss is nan"):
+        train(learner, poisoned, config, files)
+    saved = load_checkpoint(files.last)
+    assert saved["iteration"] == 10
+    assert all(torch.isfinite(t).all() for t in saved["model"].values())
+
+
+def test_checkpoints_never_run_code_and_truncation_is_reported(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("import pathlib; pathlib.Path('PWNED').touch()",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"iteration": 1, "x": Payload()}, protocol=2))
+    with pytest.raises(CheckpointError, match="cannot be read safely"):
+        load_checkpoint(evil)
+    assert not (tmp_path / "PWNED").exists()
+
+    good = tmp_path / "good.pt"
+    save_checkpoint({"iteration": 3, "w": torch.ones(100)}, good)
+    assert load_checkpoint(good)["iteration"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt", "good.pt"]  # no temp file left
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="cannot be read safely"):
+        load_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
