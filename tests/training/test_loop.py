@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mamlkit.training import CheckpointError, RunFiles, TrainingError, load_checkpoint, load_config, train
-from mamlkit.training.build import build_learner, build_model, build_task_source
+from mamlkit.training.build import build_model, build_task_source, task_loss
+from mamlkit.training.learners import build_learner
 from mamlkit.training.checkpoint import save_checkpoint
 from mamlkit.training.loop import validation_loss
 from mamlkit.training.metrics import read_metrics
@@ -21,7 +22,7 @@ def tiny_config(*overrides: str):
 
 
 def run(config, root, resume=False):
-    learner = build_learner(config, build_model(config))
+    learner = build_learner(config, build_model(config), task_loss(config))
     state = train(learner, build_task_source(config), config, RunFiles(root), resume=resume)
     return learner, state
 
@@ -32,7 +33,7 @@ def test_meta_training_lowers_the_adapted_loss(tmp_path):
     learner, _ = run(config, tmp_path)
     tasks = build_task_source(config)
     batch = tasks.sample(200, k_shot=10, n_query=50, generator=generator_for(7, "test"))
-    untrained = build_learner(config, build_model(config))
+    untrained = build_learner(config, build_model(config), task_loss(config))
     before = validation_loss(untrained, batch)
     after = validation_loss(learner, batch)
     assert after < 0.5 * before
@@ -58,7 +59,7 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
 def test_non_finite_meta_loss_stops_with_the_iteration_and_keeps_the_checkpoint(tmp_path):
     config = tiny_config("train.iterations=30", "train.checkpoint_every=10", "train.val_every=10")
     files = RunFiles(tmp_path)
-    learner = build_learner(config, build_model(config))
+    learner = build_learner(config, build_model(config), task_loss(config))
     tasks = build_task_source(config)
 
     class PoisonedTasks:

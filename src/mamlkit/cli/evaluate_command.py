@@ -9,7 +9,8 @@ from mamlkit.cli.errors import RunDirError
 from mamlkit.evaluation import evaluate, write_report
 from mamlkit.evaluation.plots import plot_learning_curve, plot_sinusoid_fits
 from mamlkit.training import RunFiles, load_checkpoint, load_config
-from mamlkit.training.build import build_learner, build_model, build_task_source
+from mamlkit.training.build import build_model, build_task_source, task_loss
+from mamlkit.training.learners import build_learner
 from mamlkit.training.metrics import read_metrics
 from mamlkit.training.seeding import generator_for
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(checkpoint_path)
     model = build_model(config)
     model.load_state_dict(checkpoint["model"])
-    learner = build_learner(config, model)
+    learner = build_learner(config, model, task_loss(config))
     tasks = build_task_source(config)
     settings = config.eval
     inner_lr = settings.inner_lr if settings.inner_lr is not None else config.algorithm.inner_lr

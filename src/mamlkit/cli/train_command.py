@@ -11,7 +11,8 @@ import yaml
 
 from mamlkit.cli.errors import RunDirError
 from mamlkit.training import RunFiles, load_config, train
-from mamlkit.training.build import build_learner, build_model, build_task_source
+from mamlkit.training.build import build_model, build_task_source, task_loss
+from mamlkit.training.learners import build_learner
 from mamlkit.training.config import config_to_data, preset_names
 
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         _prepare_run_dir(files, overwrite=args.overwrite)
     files.config.write_text(yaml.safe_dump(config_to_data(config), sort_keys=False))
     model = build_model(config)
-    learner = build_learner(config, model)
+    learner = build_learner(config, model, task_loss(config))
     try:
         state = train(learner, build_task_source(config), config, files, resume=args.resume is not None)
     except KeyboardInterrupt:

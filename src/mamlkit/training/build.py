@@ -1,11 +1,10 @@
-"""From a config to the objects it describes: task source, model, learner."""
+"""From a config to the objects it describes: task source, its loss, the model."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from mamlkit.algorithms import MAML
 from mamlkit.models import mlp
 from mamlkit.tasks import SinusoidTasks, TaskSource
 from mamlkit.training.config import Config
@@ -17,26 +16,17 @@ def build_task_source(config: Config) -> TaskSource:
     return SinusoidTasks(amplitude=task.amplitude, phase=task.phase, x_range=task.x_range)
 
 
+def task_loss(config: Config) -> str:
+    """The loss of the config's task kind: "mse" for regression, "cross_entropy" for classification."""
+    return "mse"
+
+
 def build_model(config: Config) -> nn.Module:
     """The network, initialised from ``config.seed`` (same seed, same weights)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = mlp(1, config.model.hidden, 1)
     return model.to(resolve_device(config.train.device))
-
-
-def build_learner(config: Config, model: nn.Module) -> MAML:
-    algorithm = config.algorithm
-    return MAML(
-        model,
-        inner_lr=algorithm.inner_lr,
-        inner_steps=algorithm.inner_steps,
-        first_order=algorithm.first_order,
-        loss="mse",
-        batch_norm=algorithm.batch_norm,
-        vectorize=algorithm.vectorize,
-        chunk_size=algorithm.chunk_size,
-    )
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,70 +8,18 @@ overrides (dotted keys, YAML values) before validating the whole.
 from __future__ import annotations
 
 import copy
-import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
+from mamlkit.training.algorithm_config import AlgorithmConfig
+from mamlkit.training.model_configs import MLPConfig, ModelConfig
 from mamlkit.training.schema import ConfigError, from_mapping, require, set_dotted, to_mapping
-
-
-@dataclass(frozen=True)
-class SinusoidTaskConfig:
-    """Sinusoid regression tasks (Finn et al. 2017, section 5.1)."""
-
-    kind: Literal["sinusoid"] = "sinusoid"
-    k_shot: int = 10
-    n_query: int = 10
-    amplitude: tuple[float, float] = (0.1, 5.0)
-    phase: tuple[float, float] = (0.0, math.pi)
-    x_range: tuple[float, float] = (-5.0, 5.0)
-
-    def __post_init__(self) -> None:
-        require(self.k_shot >= 1, f"task.k_shot must be >= 1; got {self.k_shot}")
-        require(self.n_query >= 1, f"task.n_query must be >= 1; got {self.n_query}")
-        for name in ("amplitude", "phase", "x_range"):
-            low, high = getattr(self, name)
-            require(low < high, f"task.{name} must be [low, high] with low < high; got {[low, high]}")
-        require(self.amplitude[0] >= 0, f"task.amplitude must be >= 0; got {list(self.amplitude)}")
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    """A fully connected ReLU network."""
-
-    kind: Literal["mlp"] = "mlp"
-    hidden: tuple[int, ...] = (40, 40)
-
-    def __post_init__(self) -> None:
-        require(all(width >= 1 for width in self.hidden),
-                f"model.hidden widths must be >= 1; got {list(self.hidden)}")
-
-
-@dataclass(frozen=True)
-class AlgorithmConfig:
-    """The meta-learning algorithm and its inner loop."""
-
-    name: Literal["maml", "fomaml"] = "maml"
-    inner_lr: float = 0.01
-    inner_steps: int = 1
-    batch_norm: Literal["transductive", "frozen"] = "transductive"
-    vectorize: Literal["auto", "vmap", "loop"] = "auto"
-    chunk_size: int | None = None
-
-    def __post_init__(self) -> None:
-        require(self.inner_lr > 0, f"algorithm.inner_lr must be > 0; got {self.inner_lr}")
-        require(self.inner_steps >= 1, f"algorithm.inner_steps must be >= 1; got {self.inner_steps}")
-        require(self.chunk_size is None or self.chunk_size >= 1,
-                f"algorithm.chunk_size must be null or >= 1; got {self.chunk_size}")
-
-    @property
-    def first_order(self) -> bool:
-        return self.name == "fomaml"
+from mamlkit.training.task_configs import SinusoidTaskConfig, TaskConfig
 
 
 @dataclass(frozen=True)
@@ -123,8 +71,8 @@ class Config:
 
     name: str = "sinusoid_maml"
     seed: int = 0
-    task: SinusoidTaskConfig = field(default_factory=SinusoidTaskConfig)
-    model: MLPConfig = field(default_factory=MLPConfig)
+    task: TaskConfig = field(default_factory=SinusoidTaskConfig)
+    model: ModelConfig = field(default_factory=MLPConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
