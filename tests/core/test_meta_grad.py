@@ -8,7 +8,7 @@ import torch
 import mamlkit
 from mamlkit.algorithms.losses import LOSSES
 from reference import loop_meta_grad
-from zoo import ALL_MODELS, batch_for, conv_bn, gru, loss_name_for, mlp
+from zoo import ALL_MODELS, batch_for, conv_bn, gru, loss_name_for, mlp, transformer
 
 
 def core_meta_grad(model, batch, **options) -> dict[str, torch.Tensor]:
@@ -22,7 +22,6 @@ def core_meta_grad(model, batch, **options) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("vectorize", ["vmap", "loop"])
 @pytest.mark.parametrize("steps", [1, 3])
 @pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
-@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")  # torch's note on attention
 def test_meta_grad_matches_plain_loop(make_model, vectorize, steps, first_order, generator):
     if make_model is gru and vectorize == "vmap":
         pytest.skip("torch has no vmap batching rule for GRU; the loop path covers it")
@@ -41,9 +40,9 @@ def test_auto_falls_back_to_loop_for_models_vmap_cannot_trace(generator):
     learner.meta_loss(mamlkit.TaskBatch(*batch_for(gru, generator)))
     assert learner.vectorize_used == "loop"
     assert mamlkit.MAML(mlp()).vectorize_used is None  # decided on first use
-    mlp_learner = mamlkit.MAML(mlp().double())
-    mlp_learner.meta_loss(mamlkit.TaskBatch(*batch_for(mlp, generator)))
-    assert mlp_learner.vectorize_used == "vmap"
+    transformer_learner = mamlkit.MAML(transformer().double(), loss="cross_entropy")
+    transformer_learner.meta_loss(mamlkit.TaskBatch(*batch_for(transformer, generator)))
+    assert transformer_learner.vectorize_used == "vmap"
 
 
 def test_native_batch_norm_under_vmap_would_be_caught(generator, monkeypatch):

@@ -7,8 +7,9 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -33,10 +34,12 @@ from mamlkit.core import (
     meta_loss,
     per_task_copies,
     predictions_per_step,
+    shared_at,
+    supports_stacked,
 )
 from mamlkit.core import adapt as adapt_tasks
 
-VECTORIZE_CHOICES = ("auto", "vmap", "loop")
+VECTORIZE_CHOICES = ("auto", "stacked", "vmap", "loop")
 Adapts = Iterable[str] | Callable[[str], bool] | None
 
 
@@ -57,8 +60,10 @@ class MAML:
             names; ``None`` (default) means every parameter that requires grad.
         step_weights: weights of the query loss after each inner step (multi-step loss).
         batch_norm: ``"transductive"`` (batch statistics, the paper) or ``"frozen"``.
-        vectorize: ``"vmap"``, ``"loop"``, or ``"auto"``: vmap, falling back to the loop
-            once if the model cannot be vmapped (see ``vectorize_used``).
+        vectorize: ``"stacked"`` (task-batched kernels, for models built from common
+            layers), ``"vmap"``, ``"loop"``, or ``"auto"``: stacked where the model allows,
+            else vmap, falling back to the loop once if the model cannot be vmapped (see
+            ``vectorize_used``).
         chunk_size: tasks mapped over at once (``None``: the whole meta-batch).
 
     Example:
@@ -107,6 +112,9 @@ class MAML:
             step_weights=None if step_weights is None else tuple(float(w) for w in step_weights),
         )
         self.vectorize_used: Vectorize | None = None if vectorize == "auto" else vectorize
+        self.eval_batch_norm: BatchNormMode = batch_norm
+        self.iteration = 0
+        self._own: dict[str, Tensor] = {}
 
     # -- the meta-objective ------------------------------------------------------------
     def meta_loss(self, batch: TaskBatch) -> Tensor:
@@ -116,16 +124,78 @@ class MAML:
         """
         batch = self._prepare(batch)
         adapting, shared = self._tensors()
-        return meta_loss(self._task_model(batch, adapting, shared), adapting, shared, batch, self.spec,
-                         chunk_size=self.chunk_size)
+        return meta_loss(self._task_model(batch, adapting, shared), adapting, shared, batch,
+                         self.training_spec(), chunk_size=self.chunk_size)
 
     def meta_backward(self, batch: TaskBatch) -> Tensor:
         """``meta_loss(batch).backward()`` in chunks of ``chunk_size`` tasks; returns the
-        detached meta-loss. Gradients accumulate into the model's ``.grad``."""
+        detached meta-loss. Gradients accumulate into the ``.grad`` of ``meta_parameters()``."""
         batch = self._prepare(batch)
         adapting, shared = self._tensors()
         return meta_backward(self._task_model(batch, adapting, shared), adapting, shared, batch,
-                             self.spec, chunk_size=self.chunk_size)
+                             self.training_spec(), chunk_size=self.chunk_size)
+
+    def training_spec(self) -> InnerSpec:
+        """The inner loop of meta-training at the current ``iteration`` (MAML: always ``spec``)."""
+        return self.spec
+
+    # -- what a trainer needs ------------------------------------------------------------
+    # The trainer (``mamlkit.training.loop``) drives every algorithm of the family through
+    # these: it optimises ``meta_parameters()`` with ``meta_optimizer``, calls
+    # ``on_iteration`` before each ``meta_backward``, sets the learning rate to ``meta_lr``
+    # and checkpoints ``state_dict()`` beside the model's.
+    def meta_parameters(self) -> Iterator[nn.Parameter]:
+        """What the meta-optimizer updates: the model's parameters, then the learner's own
+        (e.g. Meta-SGD's learned step sizes)."""
+        yield from self.model.parameters()
+        yield from (t for t in self._own.values() if isinstance(t, nn.Parameter))
+
+    def meta_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """The outer optimiser over ``meta_parameters()``: Adam (Finn et al. 2017)."""
+        return torch.optim.Adam(self.meta_parameters(), lr=lr)
+
+    def on_iteration(self, iteration: int, total: int) -> None:
+        """Called by the trainer before meta-iteration ``iteration`` (0-based) of ``total``;
+        schedules that depend on it (MAML++'s MSL, DA) read ``self.iteration``."""
+        del total
+        self.iteration = iteration
+
+    def meta_lr(self, base_lr: float, iteration: int, total: int) -> float:
+        """The meta learning rate at ``iteration`` of ``total`` (MAML: constant ``base_lr``)."""
+        del iteration, total
+        return base_lr
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The learner's own tensors (learned step sizes, per-step BatchNorm tensors), by
+        name; empty for MAML. The model's tensors are in ``model.state_dict()``."""
+        return {name: tensor.detach().clone() for name, tensor in self._own.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy ``state`` (from ``state_dict()``) into the learner's own tensors, in place.
+
+        Raises:
+            SpecError: a name is missing or unknown, or a shape differs.
+        """
+        missing, unexpected = sorted(set(self._own) - set(state)), sorted(set(state) - set(self._own))
+        if missing or unexpected:
+            raise SpecError(f"the learner state does not fit {type(self).__name__}: missing {missing}, "
+                            f"unexpected {unexpected} (was it saved with other algorithm settings?)")
+        for name, tensor in self._own.items():
+            value = state[name]
+            if not isinstance(value, Tensor) or value.shape != tensor.shape:
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise SpecError(f"learner state {name!r} has shape {shape}; expected {tuple(tensor.shape)}")
+            with torch.no_grad():
+                tensor.copy_(value)
+
+    def _own_tensor(self, name: str, value: Tensor, *, learned: bool) -> Tensor:
+        """Register a tensor of the learner's own under ``name``: a parameter the
+        meta-optimizer updates (``learned``) or a buffer; on the model's device and dtype."""
+        reference = next(self.model.parameters())
+        value = value.detach().to(device=reference.device, dtype=reference.dtype).clone()
+        tensor = nn.Parameter(value) if learned else value
+        self._own[name] = tensor
+        return tensor
 
     # -- adaptation ----------------------------------------------------------------------
     def adapt(self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None,
@@ -147,13 +217,16 @@ class MAML:
         adapt_spec = self._eval_spec(steps, inner_lr)
         batch = self._prepare(one_task)
         adapting, shared = self._tensors()
-        task_model = self._task_model(batch, adapting, shared)
+        task_model = self._task_model(batch, adapting, shared, evaluation=True)
+        with torch.no_grad():
+            batch = task_model.embed(shared, batch)
         per_task = per_task_copies(adapting, 1, detach=True)
         with torch.enable_grad():
             trajectory = adapt_tasks(task_model, per_task, shared, batch.support_x, batch.support_y,
                                      adapt_spec)
         params = {k: v[0].detach() for k, v in trajectory[-1].items()}
-        return AdaptedModel(self.model, {**shared, **params}, self.batch_norm)
+        tensors = {k: v.detach() for k, v in shared_at(adapt_spec, shared, adapt_spec.steps).items()}
+        return AdaptedModel(self.model, {**tensors, **params}, task_model.batch_norm)
 
     def predictions_per_step(self, batch: TaskBatch, *, steps: int | None = None,
                              inner_lr: InnerLR | None = None) -> Tensor:
@@ -164,16 +237,19 @@ class MAML:
         """
         batch = self._prepare(batch)
         adapting, shared = self._tensors()
-        return predictions_per_step(self._task_model(batch, adapting, shared), adapting, shared, batch,
-                                    self._eval_spec(steps, inner_lr), chunk_size=self.chunk_size)
+        return predictions_per_step(self._task_model(batch, adapting, shared, evaluation=True), adapting,
+                                    shared, batch, self._eval_spec(steps, inner_lr), chunk_size=self.chunk_size)
 
     # -- helpers ---------------------------------------------------------------------------
     def _eval_spec(self, steps: int | None, inner_lr: InnerLR | None) -> InnerSpec:
-        return InnerSpec(
+        """The training inner loop, first order, with ``steps`` and ``inner_lr`` if given."""
+        return dataclasses.replace(
+            self.spec,
             steps=self.spec.steps if steps is None else steps,
             inner_lr=self.spec.inner_lr if inner_lr is None else inner_lr,
             first_order=True,
-            adapts=self.spec.adapts,
+            step_weights=None,
+            per_step_shared=None,
         )
 
     def _prepare(self, batch: TaskBatch) -> TaskBatch:
@@ -192,11 +268,23 @@ class MAML:
         shared.update({name: buf.clone() for name, buf in self.model.named_buffers()})
         return adapting, shared
 
-    def _task_model(self, batch: TaskBatch, adapting: Params, shared: Params) -> TaskModel:
+    def _modules(self) -> tuple[nn.Module, nn.Module | None]:
+        """(the module the inner loop runs, a frozen prefix run once before it or None)."""
+        return self.model, None
+
+    def _task_model(self, batch: TaskBatch, adapting: Params, shared: Params, *,
+                    evaluation: bool = False) -> TaskModel:
+        if self.vectorize_used == "stacked" and not supports_stacked(self.model):
+            raise SpecError(f"vectorize='stacked' supports nn.Sequential trees of common layers only; "
+                            f"{type(self.model).__name__} is not one: use vectorize='auto'")
+        if self.vectorize_used is None and supports_stacked(self.model):
+            self.vectorize_used = "stacked"
         if self.vectorize_used is None:
             self.vectorize_used = _probe_vectorize(
                 TaskModel(self.model, self.loss, "vmap", self.batch_norm), batch, adapting, shared)
-        return TaskModel(self.model, self.loss, self.vectorize_used, self.batch_norm)
+        module, prefix = self._modules()
+        batch_norm = self.eval_batch_norm if evaluation else self.batch_norm
+        return TaskModel(module, self.loss, self.vectorize_used, batch_norm, frozen_prefix=prefix)
 
 
 class AdaptedModel:

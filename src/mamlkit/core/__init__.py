@@ -3,11 +3,18 @@
 Imports torch only; nothing else of mamlkit imports into it.
 """
 
-from mamlkit.core.batch_norm import BATCH_NORM_MODES, BatchNormIn, BatchNormMode, BatchNormModeError
+from mamlkit.core.batch_norm import (
+    BATCH_NORM_MODES,
+    BatchNormIn,
+    BatchNormMode,
+    BatchNormModeError,
+    batch_norm_statistics,
+)
 from mamlkit.core.functional import TaskModel, Vectorize, is_vmap_limitation, per_task_copies
 from mamlkit.core.inner import adapt
 from mamlkit.core.outer import meta_backward, meta_loss, predictions_per_step, query_losses, task_meta_losses
-from mamlkit.core.spec import InnerLR, InnerSpec, SpecError, step_size
+from mamlkit.core.stacked import stacked_forward, supports_stacked
+from mamlkit.core.spec import INNER_OPTIMIZERS, InnerLR, InnerOptimizer, InnerSpec, SpecError, shared_at, step_size
 from mamlkit.core.types import LossFn, Params, TaskBatch, TaskBatchError, check_task_batch
 
 __all__ = [
@@ -15,7 +22,9 @@ __all__ = [
     "BatchNormIn",
     "BatchNormMode",
     "BatchNormModeError",
+    "INNER_OPTIMIZERS",
     "InnerLR",
+    "InnerOptimizer",
     "InnerSpec",
     "LossFn",
     "Params",
@@ -25,6 +34,7 @@ __all__ = [
     "TaskModel",
     "Vectorize",
     "adapt",
+    "batch_norm_statistics",
     "check_task_batch",
     "is_vmap_limitation",
     "meta_backward",
@@ -32,6 +42,9 @@ __all__ = [
     "per_task_copies",
     "predictions_per_step",
     "query_losses",
+    "shared_at",
+    "stacked_forward",
     "step_size",
+    "supports_stacked",
     "task_meta_losses",
 ]

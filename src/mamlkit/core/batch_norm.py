@@ -13,6 +13,10 @@ under one of these explicit modes, which intercept ``torch.nn.functional.batch_n
   are exact, under ``vmap`` and in a loop alike.
 - ``"frozen"``: normalise with the module's stored running statistics, never
   updated (e.g. a pre-trained model whose statistics should be kept).
+
+Running statistics are never updated in place. ``batch_norm_statistics`` returns
+the batch statistics that an update would use, for a caller that keeps its own
+(MAML++'s per-step running statistics, BNRS).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
 BatchNormMode = Literal["transductive", "frozen"]
@@ -106,3 +111,74 @@ def _bind_batch_norm(
     del training, momentum  # the mode decides; running statistics are never updated
     return dict(input=input, running_mean=running_mean, running_var=running_var,
                 weight=weight, bias=bias, eps=eps)
+
+
+class _BatchNormRecorder(TorchFunctionMode):
+    """Transductive BatchNorm that also records, per call, the running-statistics
+    tensors it was given and the batch's per-channel mean and unbiased variance."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[Tensor | None, Tensor | None, Tensor, Tensor]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not F.batch_norm:
+            return func(*args, **kwargs)
+        bound = _bind_batch_norm(*args, **kwargs)
+        x = bound["input"]
+        var, mean = torch.var_mean(x, dim=[0, *range(2, x.dim())], correction=0)
+        n = x.numel() // x.shape[1]
+        self.records.append((bound["running_mean"], bound["running_var"], mean, var * (n / max(n - 1, 1))))
+        return batch_norm_transductive(x, bound["weight"], bound["bias"], bound["eps"])
+
+
+def batch_norm_statistics(
+    module: nn.Module, per_task: dict[str, Tensor], shared: dict[str, Tensor], x: Tensor, *, loop: bool = False
+) -> dict[str, Tensor]:
+    """Each BatchNorm layer's batch statistics on ``x``, averaged over tasks.
+
+    ``module`` runs on each task's examples with that task's tensors, normalising
+    with batch statistics (as ``"transductive"``). For every layer whose running
+    statistics are tensors of ``shared`` (by identity, as ``functional_call`` passes
+    them), it returns the per-channel mean and the unbiased variance (what
+    ``torch.nn.BatchNorm`` would blend into its running statistics), averaged over
+    the tasks, under the names of those running statistics. Layers called twice get
+    the average of their calls. Nothing is updated in place; no graph is needed.
+
+    Args:
+        per_task: tensors with a leading task axis (n_tasks, *shape).
+        shared: the other tensors, the running statistics among them.
+        x: (n_tasks, n_examples, *x_shape).
+        loop: map over tasks with a Python loop instead of ``vmap``.
+
+    Returns:
+        {running-mean name: (channels,), running-var name: (channels,)}.
+    """
+    names = {id(tensor): name for name, tensor in shared.items()}
+    keys: list[tuple[str, str]] = []
+
+    def statistics_one(task_tensors: dict[str, Tensor], task_x: Tensor) -> tuple[Tensor, ...]:
+        recorder = _BatchNormRecorder()
+        with recorder:
+            functional_call(module, {**shared, **task_tensors}, (task_x,))
+        keys.clear()
+        values: list[Tensor] = []
+        for running_mean, running_var, mean, var in recorder.records:
+            if id(running_mean) in names and id(running_var) in names:
+                keys.append((names[id(running_mean)], names[id(running_var)]))
+                values += [mean, var]
+        return tuple(values)
+
+    if loop:
+        per_task_values = [statistics_one({k: v[i] for k, v in per_task.items()}, x[i]) for i in range(x.shape[0])]
+        stacked = [torch.stack(values) for values in zip(*per_task_values)]
+    else:
+        stacked = list(vmap(statistics_one, in_dims=(0, 0), randomness="different")(per_task, x))
+    sums: dict[str, Tensor] = {}
+    counts: dict[str, int] = {}
+    for (mean_name, var_name), mean, var in zip(keys, stacked[0::2], stacked[1::2]):
+        for name, value in ((mean_name, mean.mean(dim=0)), (var_name, var.mean(dim=0))):
+            sums[name] = sums[name] + value if name in sums else value
+            counts[name] = counts.get(name, 0) + 1
+    return {name: total / counts[name] for name, total in sums.items()}

@@ -1,9 +1,11 @@
 """Calling a module with parameters given per task, for a whole task batch at once.
 
-``TaskModel`` is the one place where the task axis is mapped over: with
-``torch.func.vmap`` (``vectorize="vmap"``) or with a Python loop (``"loop"``, for
-models that vmap cannot trace, e.g. ones calling ``.item()`` or an RNN kernel
-without a batching rule). Both give the same numbers; the loop is slower.
+``TaskModel`` is the one place where the task axis is mapped over: with task-batched
+kernels for models built from common layers (``vectorize="stacked"``, see
+``mamlkit.core.stacked``), with ``torch.func.vmap`` for any other model (``"vmap"``),
+or with a Python loop (``"loop"``, for models that vmap cannot trace, e.g. ones
+calling ``.item()`` or an RNN kernel without a batching rule). All give the same
+numbers; they differ in speed.
 
 Tensors come in two dicts: ``per_task`` tensors carry a leading task axis (the
 parameters being adapted), ``shared`` tensors do not (parameters frozen in the
@@ -12,7 +14,8 @@ inner loop, and buffers). Gradients flow to both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -21,9 +24,10 @@ from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mamlkit.core.batch_norm import BatchNormIn, BatchNormMode
-from mamlkit.core.types import LossFn, Params
+from mamlkit.core.stacked import stacked_forward
+from mamlkit.core.types import LossFn, Params, TaskBatch
 
-Vectorize = Literal["vmap", "loop"]
+Vectorize = Literal["stacked", "vmap", "loop"]
 
 
 @dataclass(frozen=True)
@@ -33,14 +37,40 @@ class TaskModel:
     Attributes:
         module: the network; only its ``forward`` is used, never its own tensors.
         loss: per-task loss ``loss(prediction, target) -> scalar``.
-        vectorize: map over the task axis with ``"vmap"`` or a ``"loop"``.
+        vectorize: map over the task axis with ``"stacked"`` kernels, ``"vmap"`` or a ``"loop"``.
         batch_norm: how BatchNorm layers normalise (see ``mamlkit.core.batch_norm``).
+        frozen_prefix: a module applied to the inputs before ``module``, none of whose
+            parameters adapt (ANIL's body, Raghu et al. 2020): ``embed`` runs it once
+            per task batch, and the inner loop runs only ``module`` (the head) on its
+            outputs. ``None``: ``module`` is the whole network.
     """
 
     module: nn.Module
     loss: LossFn
     vectorize: Vectorize = "vmap"
     batch_norm: BatchNormMode = "transductive"
+    frozen_prefix: nn.Module | None = None
+
+    @cached_property
+    def _names(self) -> frozenset[str]:
+        """The names of ``module``'s own parameters and buffers."""
+        return frozenset(name for name, _ in self.module.named_parameters()) | frozenset(
+            name for name, _ in self.module.named_buffers())
+
+    def embed(self, shared: Params, batch: TaskBatch) -> TaskBatch:
+        """``batch`` with its inputs mapped through ``frozen_prefix`` (unchanged without one).
+
+        The prefix's outputs depend on ``shared`` only, never on the adapting
+        parameters, so the inner steps can reuse them. Under transductive BatchNorm
+        the support and query sets are normalised separately, as in a full forward pass.
+
+        Shapes: x (n_tasks, n, *x_shape) -> (n_tasks, n, *feature_shape).
+        """
+        if self.frozen_prefix is None:
+            return batch
+        prefix = replace(self, module=self.frozen_prefix, frozen_prefix=None)
+        return batch._replace(support_x=prefix.predict({}, shared, batch.support_x),
+                              query_x=prefix.predict({}, shared, batch.query_x))
 
     def predict(self, per_task: Params, shared: Params, x: Tensor) -> Tensor:
         """Each task's outputs under that task's parameters.
@@ -52,9 +82,14 @@ class TaskModel:
         x (n_tasks, n_examples, *x_shape). Returns (n_tasks, n_examples, *out_shape).
         """
 
+        if not shared.keys() <= self._names:  # a sub-module (prefix or head) of a larger model
+            shared = {name: tensor for name, tensor in shared.items() if name in self._names}
+
         def predict_one(task_tensors: Params, task_x: Tensor) -> Tensor:
             return functional_call(self.module, {**shared, **task_tensors}, (task_x,))
 
+        if self.vectorize == "stacked":
+            return stacked_forward(self.module, per_task, shared, x, batch_norm=self.batch_norm)
         with BatchNormIn(self.batch_norm), sdpa_kernel(SDPBackend.MATH):
             if self.vectorize == "vmap":
                 return vmap(predict_one, in_dims=(0, 0), randomness="different")(per_task, x)
@@ -66,7 +101,7 @@ class TaskModel:
         """Each task's loss on ``(x, y)``. Shapes: x (n_tasks, n, *x_shape),
         y (n_tasks, n, *y_shape). Returns (n_tasks,)."""
         prediction = self.predict(per_task, shared, x)
-        if self.vectorize == "vmap":
+        if self.vectorize != "loop":
             return vmap(self.loss, randomness="error")(prediction, y)
         return torch.stack([self.loss(p, t) for p, t in zip(prediction, y)])
 

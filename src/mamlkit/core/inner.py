@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from mamlkit.core.functional import TaskModel
-from mamlkit.core.spec import InnerSpec, step_size
+from mamlkit.core.spec import InnerSpec, shared_at, step_size
 from mamlkit.core.types import Params
 
 
@@ -24,6 +24,11 @@ def adapt(
     The tasks' losses are summed before differentiating: task i's loss depends on
     task i's parameters only, so one backward pass yields every task's own gradient.
 
+    With ``spec.proximal`` = λ > 0 the objective is L(φ, Dˢᵢ) + λ/2 ‖φ − φ₀‖², φ₀ the
+    parameters given (iMAML); its gradient adds λ (φ − φ₀). With ``spec.optimizer``
+    "adam" the step is Adam's, with its moments kept per task. With
+    ``spec.per_step_shared``, step s + 1 evaluates the support loss with entry s.
+
     Args:
         task_model: the network, its loss and how to map it over tasks.
         per_task: the adapting parameters, each (n_tasks, *shape).
@@ -39,8 +44,11 @@ def adapt(
     """
     trajectory = []
     names = tuple(per_task)
+    anchor = per_task
+    moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in per_task.items()} \
+        if spec.optimizer == "adam" else {}
     for step in range(spec.steps):
-        losses = task_model.losses(per_task, shared, support_x, support_y)
+        losses = task_model.losses(per_task, shared_at(spec, shared, step), support_x, support_y)
         grads = torch.autograd.grad(
             losses.sum(),
             tuple(per_task.values()),
@@ -48,9 +56,30 @@ def adapt(
             allow_unused=True,
             materialize_grads=True,
         )
+        if spec.proximal:
+            grads = tuple(grad + _proximal_grad(per_task[name], anchor[name], spec) for name, grad in zip(names, grads))
+        if spec.optimizer == "adam":
+            grads = tuple(_adam_direction(moments, name, grad, step + 1, spec) for name, grad in zip(names, grads))
         per_task = {
             name: per_task[name] - step_size(spec.inner_lr, name, step) * grad
             for name, grad in zip(names, grads)
         }
         trajectory.append(per_task)
     return trajectory
+
+
+def _proximal_grad(param: Tensor, anchor: Tensor, spec: InnerSpec) -> Tensor:
+    """λ (φ − φ₀), the gradient of λ/2 ‖φ − φ₀‖²; a constant when ``spec.first_order``."""
+    grad = spec.proximal * (param - anchor)
+    return grad.detach() if spec.first_order else grad
+
+
+def _adam_direction(moments: dict[str, tuple[Tensor, Tensor]], name: str, grad: Tensor, t: int,
+                    spec: InnerSpec) -> Tensor:
+    """m̂ₜ / (√v̂ₜ + ε) of Adam (Kingma & Ba 2015, Algorithm 1), updating ``moments[name]``."""
+    beta1, beta2 = spec.adam_betas
+    m, v = moments[name]
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    moments[name] = (m, v)
+    return (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + spec.adam_eps)

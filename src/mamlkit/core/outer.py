@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterator
 
 import torch
@@ -9,7 +10,7 @@ from torch import Tensor
 
 from mamlkit.core.functional import TaskModel, per_task_copies
 from mamlkit.core.inner import adapt
-from mamlkit.core.spec import InnerSpec
+from mamlkit.core.spec import InnerSpec, shared_at
 from mamlkit.core.types import Params, TaskBatch
 
 
@@ -25,12 +26,13 @@ def query_losses(
 
     The loss of the last step; or, with ``spec.step_weights`` (MAML++ multi-step
     loss, Antoniou et al. 2019), Σₛ wₛ L(θ'ₛ, D^q) over the steps s with wₛ ≠ 0.
+    The query loss after step s uses ``spec.per_step_shared[s]`` when given.
     """
     if spec.step_weights is None:
-        return task_model.losses(trajectory[-1], shared, query_x, query_y)
+        return task_model.losses(trajectory[-1], shared_at(spec, shared, len(trajectory)), query_x, query_y)
     weighted = [
-        weight * task_model.losses(params, shared, query_x, query_y)
-        for weight, params in zip(spec.step_weights, trajectory)
+        weight * task_model.losses(params, shared_at(spec, shared, step), query_x, query_y)
+        for step, (weight, params) in enumerate(zip(spec.step_weights, trajectory), start=1)
         if weight != 0
     ]
     if not weighted:
@@ -51,6 +53,7 @@ def task_meta_losses(
     Returns:
         (n_tasks,) query losses of the adapted parameters.
     """
+    batch = task_model.embed(shared, batch)
     per_task = per_task_copies(adapting, batch.n_tasks, detach=False)
     trajectory = adapt(task_model, per_task, shared, batch.support_x, batch.support_y, spec)
     return query_losses(task_model, trajectory, shared, batch.query_x, batch.query_y, spec)
@@ -109,14 +112,17 @@ def predictions_per_step(
         (spec.steps + 1, n_tasks, n_query, *out_shape), detached; index 0 is before
         any step.
     """
-    eval_spec = InnerSpec(steps=spec.steps, inner_lr=spec.inner_lr, first_order=True)
+    eval_spec = replace(spec, first_order=True, step_weights=None)
     chunks = []
     for chunk in task_chunks(batch, chunk_size):
+        with torch.no_grad():
+            chunk = task_model.embed(shared, chunk)
         with torch.enable_grad():
             per_task = per_task_copies(adapting, chunk.n_tasks, detach=True)
             trajectory = adapt(task_model, per_task, shared, chunk.support_x, chunk.support_y, eval_spec)
         with torch.no_grad():
-            chunks.append(torch.stack(
-                [task_model.predict(params, shared, chunk.query_x) for params in [per_task, *trajectory]]
-            ))
+            chunks.append(torch.stack([
+                task_model.predict(params, shared_at(eval_spec, shared, state), chunk.query_x)
+                for state, params in enumerate([per_task, *trajectory])
+            ]))
     return torch.cat(chunks, dim=1)

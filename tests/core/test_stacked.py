@@ -1,0 +1,87 @@
+"""The task-batched kernels against the naive per-task loop, layer by layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import mamlkit
+from mamlkit.algorithms.losses import LOSSES
+from mamlkit.core import SpecError, supports_stacked
+from reference import loop_meta_grad
+from zoo import N_CLASSES, N_TASKS, batch_for, conv_bn, embedding, gru, mlp, transformer
+
+
+def conv_pool() -> nn.Module:
+    """miniImageNet-style block: padding 1, stride 1, 2×2 max-pool; grouped conv; BatchNorm without affine."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4, affine=False), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=1, groups=2, bias=False), nn.BatchNorm2d(4), nn.LeakyReLU(0.1),
+        nn.AvgPool2d(2), nn.Flatten(), nn.Dropout(0.0), nn.Linear(4, N_CLASSES),
+    )
+
+
+def bn1d_mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 1, bias=False))
+
+
+def batch(make_model, generator):
+    if make_model is conv_pool:
+        xs = [torch.randn(N_TASKS, n, 1, 4, 4, generator=generator, dtype=torch.float64) for n in (6, 7)]
+        ys = [torch.randint(0, N_CLASSES, (N_TASKS, n), generator=generator) for n in (6, 7)]
+        return xs[0], ys[0], xs[1], ys[1]
+    return batch_for(mlp if make_model is bn1d_mlp else make_model, generator)
+
+
+@pytest.mark.parametrize("make_model", [mlp, conv_bn, conv_pool, bn1d_mlp], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("adapts", ["all", "head"])
+@pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
+def test_stacked_meta_grad_matches_plain_loop(make_model, adapts, first_order, generator):
+    model = make_model().double()
+    data = batch(make_model, generator)
+    loss = "cross_entropy" if data[1].dtype == torch.int64 else "mse"
+    last = [name for name, _ in model.named_parameters()][-1].rsplit(".", 1)[0] + "."
+    chosen = (lambda name: True) if adapts == "all" else (lambda name: name.startswith(last))
+    model.zero_grad()
+    learner = mamlkit.MAML(model, inner_lr=0.3, inner_steps=2, first_order=first_order, loss=loss,
+                           adapts=chosen, vectorize="auto")
+    learner.meta_loss(mamlkit.TaskBatch(*data)).backward()
+    assert learner.vectorize_used == "stacked"
+    got = {k: p.grad for k, p in model.named_parameters()}
+    want = loop_meta_grad(model, data, loss=LOSSES[loss], steps=2, inner_lr=0.3, first_order=first_order,
+                          adapts=chosen)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+
+
+def test_frozen_batch_norm_uses_running_statistics(generator):
+    model = conv_bn().double().eval()
+    for layer in model:
+        if isinstance(layer, nn.BatchNorm2d) and layer.track_running_stats:
+            layer.running_mean.uniform_(-1, 1)
+            layer.running_var.uniform_(0.5, 2)
+    model[4] = nn.BatchNorm2d(4).double().eval()  # frozen mode needs running statistics everywhere
+    data = mamlkit.TaskBatch(*batch_for(conv_bn, generator))
+    predictions = {
+        mode: mamlkit.MAML(model, loss="cross_entropy", batch_norm="frozen", vectorize=mode).predictions_per_step(data)
+        for mode in ("stacked", "vmap", "loop")
+    }
+    torch.testing.assert_close(predictions["stacked"], predictions["loop"])
+    torch.testing.assert_close(predictions["vmap"], predictions["loop"])
+    transductive = mamlkit.MAML(model, loss="cross_entropy").predictions_per_step(data)
+    assert not torch.allclose(transductive, predictions["loop"])
+
+
+def test_which_models_take_the_stacked_path():
+    assert all(supports_stacked(make()) for make in (mlp, conv_bn, conv_pool, bn1d_mlp))
+    assert not any(supports_stacked(make()) for make in (gru, embedding, transformer))
+
+    class CustomSequential(nn.Sequential):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    assert not supports_stacked(CustomSequential(nn.Linear(2, 2)))
+    assert not supports_stacked(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)))
+    with pytest.raises(SpecError, match="stacked"):
+        mamlkit.MAML(gru(), loss="cross_entropy", vectorize="stacked").meta_loss(
+            mamlkit.TaskBatch(*batch_for(gru, torch.Generator().manual_seed(0))))
