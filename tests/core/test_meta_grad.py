@@ -45,24 +45,26 @@ def test_auto_falls_back_to_loop_for_models_vmap_cannot_trace(generator):
     assert transformer_learner.vectorize_used == "vmap"
 
 
-def test_native_batch_norm_under_vmap_would_be_caught(generator, monkeypatch):
-    """Without the core's BatchNorm mode, torch's native BatchNorm under vmap gives wrong
-    meta-gradients; the comparison above must see that (this test fails if it cannot)."""
-    from contextlib import nullcontext
+def relative_error(got: dict, want: dict) -> float:
+    """‖got − want‖ / ‖want‖ over all parameters together."""
+    difference = torch.cat([(got[k] - want[k]).flatten() for k in want]).norm()
+    return (difference / torch.cat([w.flatten() for w in want.values()]).norm()).item()
 
-    import mamlkit.core.functional as functional
 
+@pytest.mark.parametrize("vectorize", ["vmap", "stacked"])
+def test_a_subtly_wrong_batch_norm_would_be_caught(vectorize, generator, monkeypatch):
+    """BatchNorm with the unbiased variance (a plausible slip) moves the meta-gradient by far
+    more than the tolerance of the comparison above: that comparison can fail."""
     model = conv_bn().double()
-    for layer in model:
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            layer.track_running_stats = False
-            layer.running_mean = layer.running_var = layer.num_batches_tracked = None
     batch = batch_for(conv_bn, generator)
     want = loop_meta_grad(model, batch, loss=LOSSES["cross_entropy"], steps=1, inner_lr=0.3)
-    monkeypatch.setattr(functional, "BatchNormIn", lambda mode: nullcontext())
-    got = core_meta_grad(model, batch, inner_lr=0.3, loss="cross_entropy", vectorize="vmap")
-    relative = max(((got[k] - want[k]).norm() / want[k].norm()).item() for k in want)
-    assert relative > 1e-3
+    right = core_meta_grad(model, batch, inner_lr=0.3, loss="cross_entropy", vectorize=vectorize)
+    var_mean = torch.var_mean
+    monkeypatch.setattr(torch, "var_mean", lambda x, dim, correction, keepdim: var_mean(
+        x, dim=dim, correction=1, keepdim=keepdim))
+    wrong = core_meta_grad(model, batch, inner_lr=0.3, loss="cross_entropy", vectorize=vectorize)
+    assert relative_error(right, want) < 1e-12
+    assert relative_error(wrong, want) > 1e-4
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2])

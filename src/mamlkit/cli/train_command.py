@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import torch
+
 import yaml
 
 from mamlkit.cli.errors import RunDirError
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         files = RunFiles(args.runs_dir / config.name)
         _prepare_run_dir(files, overwrite=args.overwrite)
     files.config.write_text(yaml.safe_dump(config_to_data(config), sort_keys=False))
+    if config.train.threads is not None:
+        torch.set_num_threads(config.train.threads)
     model = build_model(config)
     learner = build_learner(config, model, task_loss(config))
     try:

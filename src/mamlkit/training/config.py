@@ -24,7 +24,11 @@ from mamlkit.training.task_configs import SinusoidTaskConfig, TaskConfig
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The meta-training loop (Adam on the meta-parameters)."""
+    """The meta-training loop (Adam on the meta-parameters).
+
+    ``threads`` sets torch's intra-op CPU threads (``null``: torch's default). Small
+    models run fastest on one thread, and suffer most from a busy machine with more.
+    """
 
     iterations: int = 70000
     meta_batch_size: int = 25
@@ -34,19 +38,27 @@ class TrainConfig:
     val_tasks: int = 200
     checkpoint_every: int = 1000
     device: str = "cpu"
+    threads: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
         for name in ("iterations", "meta_batch_size", "log_every", "val_every", "val_tasks", "checkpoint_every"):
             require(getattr(self, name) >= 1, f"train.{name} must be >= 1; got {getattr(self, name)}")
         require(self.meta_lr > 0, f"train.meta_lr must be > 0; got {self.meta_lr}")
+        require(self.threads is None or self.threads >= 1,
+                f"train.threads must be null (torch's default) or >= 1; got {self.threads}")
         require(re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device) is not None,
                 f"train.device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {self.device!r}")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """The test protocol: fixed seeded tasks, metrics after each inner step, 95% CI."""
+    """The test protocol: fixed seeded tasks, metrics after each inner step, 95% CI.
+
+    ``n_query`` counts query examples per task, or per class for classification.
+    ``batch_tasks`` tasks are drawn and scored at a time (null: all at once), which
+    bounds memory; the tasks drawn depend on it and on ``seed``.
+    """
 
     tasks: int = 600
     k_shots: tuple[int, ...] = (5, 10, 20)
@@ -54,9 +66,12 @@ class EvalConfig:
     steps: int = 10
     inner_lr: float | None = None
     seed: int = 2017
+    batch_tasks: int | None = None
 
     def __post_init__(self) -> None:
         require(self.tasks >= 2, f"eval.tasks must be >= 2 (a confidence interval needs two); got {self.tasks}")
+        require(self.batch_tasks is None or self.batch_tasks >= 1,
+                f"eval.batch_tasks must be null (all tasks at once) or >= 1; got {self.batch_tasks}")
         require(len(self.k_shots) >= 1 and all(k >= 1 for k in self.k_shots),
                 f"eval.k_shots must be a non-empty list of integers >= 1; got {list(self.k_shots)}")
         require(self.n_query >= 1, f"eval.n_query must be >= 1; got {self.n_query}")
