@@ -149,7 +149,7 @@ def load_omniglot(
 
     Example:
         >>> data = load_omniglot("data/omniglot", download=True)  # doctest: +SKIP
-        >>> data.images.shape
+        >>> data.images.shape  # doctest: +SKIP
         (32460, 28, 28, 1)
     """
     root = Path(root)

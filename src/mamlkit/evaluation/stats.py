@@ -21,7 +21,7 @@ def mean_ci95(values: Tensor) -> tuple[float, float]:
 
     Example:
         >>> mean_ci95(torch.tensor([1.0, 2.0, 3.0]))
-        (2.0, 1.1315966...)
+        (2.0, 1.13158...)
     """
     values = values.double()
     n = values.numel()
