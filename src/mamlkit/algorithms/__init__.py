@@ -1,6 +1,27 @@
 """The MAML family as configurations of the core."""
 
+from mamlkit.algorithms.anil import ANIL
+from mamlkit.algorithms.fomaml import FOMAML
+from mamlkit.algorithms.imaml import IMAML, conjugate_gradient
 from mamlkit.algorithms.losses import LOSSES, check_targets, resolve_loss
 from mamlkit.algorithms.maml import MAML, AdaptedModel
+from mamlkit.algorithms.maml_pp import MAMLPlusPlus, cosine_meta_lr, msl_weights
+from mamlkit.algorithms.meta_sgd import MetaSGD
+from mamlkit.algorithms.reptile import Reptile
 
-__all__ = ["LOSSES", "MAML", "AdaptedModel", "check_targets", "resolve_loss"]
+__all__ = [
+    "ANIL",
+    "FOMAML",
+    "IMAML",
+    "LOSSES",
+    "MAML",
+    "AdaptedModel",
+    "MAMLPlusPlus",
+    "MetaSGD",
+    "Reptile",
+    "check_targets",
+    "conjugate_gradient",
+    "cosine_meta_lr",
+    "msl_weights",
+    "resolve_loss",
+]

@@ -1,1 +1,1 @@
-"""The command line (``mamlkit train|eval``); one module per command."""
+"""The command line (``mamlkit train|eval|adapt|data``); one module per command."""

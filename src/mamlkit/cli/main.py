@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from mamlkit.cli import evaluate_command, train_command
+from mamlkit.cli import adapt_command, data_command, evaluate_command, train_command
 from mamlkit.cli.errors import USER_ERRORS
 
 
@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train_command.add_parser(commands)
     evaluate_command.add_parser(commands)
+    adapt_command.add_parser(commands)
+    data_command.add_parser(commands)
     return parser
 
 

@@ -38,7 +38,8 @@ def adapt(
         spec: steps, step sizes, first or second order.
 
     Returns:
-        The adapted ``per_task`` parameters after each step: ``spec.steps`` dicts.
+        The adapted ``per_task`` parameters after each step: ``spec.steps`` dicts (only
+        the last, a list of one, without ``spec.keep_states``).
         Differentiable with respect to the initial parameters (and to tensor step
         sizes); without the second-order terms when ``spec.first_order``.
     """
@@ -64,7 +65,8 @@ def adapt(
             name: per_task[name] - step_size(spec.inner_lr, name, step) * grad
             for name, grad in zip(names, grads)
         }
-        trajectory.append(per_task)
+        if spec.keep_states or step == spec.steps - 1:
+            trajectory.append(per_task)
     return trajectory
 
 

@@ -29,7 +29,7 @@ def query_losses(
     The query loss after step s uses ``spec.per_step_shared[s]`` when given.
     """
     if spec.step_weights is None:
-        return task_model.losses(trajectory[-1], shared_at(spec, shared, len(trajectory)), query_x, query_y)
+        return task_model.losses(trajectory[-1], shared_at(spec, shared, spec.steps), query_x, query_y)
     weighted = [
         weight * task_model.losses(params, shared_at(spec, shared, step), query_x, query_y)
         for step, (weight, params) in enumerate(zip(spec.step_weights, trajectory), start=1)
@@ -112,7 +112,7 @@ def predictions_per_step(
         (spec.steps + 1, n_tasks, n_query, *out_shape), detached; index 0 is before
         any step.
     """
-    eval_spec = replace(spec, first_order=True, step_weights=None)
+    eval_spec = replace(spec, first_order=True, step_weights=None, keep_states=True)
     chunks = []
     for chunk in task_chunks(batch, chunk_size):
         with torch.no_grad():

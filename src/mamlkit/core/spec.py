@@ -54,6 +54,9 @@ class InnerSpec:
             Adam is first-order only: its square root has no derivative at zero.
         adam_betas: (β₁, β₂) of the inner Adam; Nichol et al. (2018) use β₁ = 0.
         adam_eps: ε of the inner Adam.
+        keep_states: return the parameters after every step (default). ``False``:
+            only the final ones, earlier states being freed as the loop goes, so that
+            memory does not grow with ``steps`` (iMAML, Reptile); not with ``step_weights``.
     """
 
     steps: int = 1
@@ -66,6 +69,7 @@ class InnerSpec:
     optimizer: InnerOptimizer = "sgd"
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
+    keep_states: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -82,6 +86,8 @@ class InnerSpec:
             )
         if not (isinstance(self.proximal, (int, float)) and math.isfinite(self.proximal) and self.proximal >= 0):
             raise SpecError(f"proximal (iMAML's λ) must be a finite number >= 0; got {self.proximal!r}")
+        if not self.keep_states and self.step_weights is not None:
+            raise SpecError("step_weights scores the query loss after every step, which needs keep_states=True")
         if self.optimizer not in INNER_OPTIMIZERS:
             raise SpecError(f"optimizer must be one of {INNER_OPTIMIZERS}; got {self.optimizer!r}")
         if self.optimizer == "adam":

@@ -2,7 +2,8 @@
 
 Every image is decoded with Pillow, turned by its EXIF orientation, converted to grey
 (1 channel) or RGB (3 channels; alpha is dropped) and resized to exactly (H, W) with
-Pillow's LANCZOS filter, ignoring the aspect ratio. Files whose names start with "." are
+Pillow's LANCZOS filter, ignoring the aspect ratio; or, with ``size=None``, kept at its
+own size, which every image must share. Files whose names start with "." are
 skipped; any other file must be an image.
 """
 
@@ -47,7 +48,7 @@ class UnlabelledImages(NamedTuple):
 def load_image_folder(
     path: str | os.PathLike,
     *,
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     channels: int = 3,
     progress: bool = True,
 ) -> ClassImages:
@@ -56,7 +57,8 @@ def load_image_folder(
     Args:
         path: a folder with one sub-folder per class (at least 2), each holding at least
             one .png, .jpg, .jpeg or .bmp file and nothing else.
-        size: (H, W) in pixels of every output image.
+        size: (H, W) in pixels of every output image, or None to keep the images' own
+            size, which all must share.
         channels: 1 (grey) or 3 (RGB).
         progress: show a progress bar.
 
@@ -70,7 +72,7 @@ def load_image_folder(
     Raises:
         DataError: naming the path, when the folder is missing, holds fewer than two
             class folders or a loose file, a class folder is empty or holds a sub-folder,
-            or a file is not a readable image.
+            a file is not a readable image, or (``size=None``) images differ in size.
     """
     _check_size_and_channels(size, channels)
     folder = _existing_folder(path)
@@ -97,7 +99,7 @@ def load_image_folder(
 def load_unlabelled_folder(
     path: str | os.PathLike,
     *,
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     channels: int = 3,
     progress: bool = True,
 ) -> UnlabelledImages:
@@ -105,7 +107,8 @@ def load_unlabelled_folder(
 
     Args:
         path: a folder holding .png, .jpg, .jpeg or .bmp files and nothing else.
-        size: (H, W) in pixels of every output image.
+        size: (H, W) in pixels of every output image, or None to keep the images' own
+            size, which all must share.
         channels: 1 (grey) or 3 (RGB).
         progress: show a progress bar.
 
@@ -117,7 +120,7 @@ def load_unlabelled_folder(
 
     Raises:
         DataError: naming the path, when the folder is missing, empty, holds a sub-folder,
-            or a file is not a readable image.
+            a file is not a readable image, or (``size=None``) images differ in size.
     """
     _check_size_and_channels(size, channels)
     files = _image_files(_existing_folder(path))
@@ -125,14 +128,16 @@ def load_unlabelled_folder(
     return UnlabelledImages(tuple(file.name for file in files), images)
 
 
-def _check_size_and_channels(size: tuple[int, int], channels: int) -> None:
-    valid_size = (
+def _check_size_and_channels(size: tuple[int, int] | None, channels: int) -> None:
+    valid_size = size is None or (
         isinstance(size, (tuple, list))
         and len(size) == 2
         and all(isinstance(n, int) and n > 0 for n in size)
     )
     if not valid_size:
-        raise DataError(f"size must be (height, width) in pixels, two positive ints; got {size!r}")
+        raise DataError(
+            f"size must be (height, width) in pixels, two positive ints, or None; got {size!r}"
+        )
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
 
@@ -169,15 +174,22 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _decode_all(
-    files: list[Path], *, size: tuple[int, int], channels: int, progress: bool
+    files: list[Path], *, size: tuple[int, int] | None, channels: int, progress: bool
 ) -> np.ndarray:
-    """Shape (len(files), H, W, channels) uint8."""
-    images = np.empty((len(files), *size, channels), dtype=np.uint8)
-    for row, file in enumerate(tqdm(files, desc="images", unit="img", disable=not progress)):
-        images[row] = image_to_array(
-            decode_image(file, name=str(file)),
-            size=size,
-            channels=channels,
-            resample=IMAGE_FOLDER_RESAMPLE,
+    """Shape (len(files), H, W, channels) uint8; (H, W) is `size`, or the first image's."""
+    arrays = []
+    for file in tqdm(files, desc="images", unit="img", disable=not progress):
+        image = decode_image(file, name=str(file))
+        own_size = (image.height, image.width)
+        if size is None and arrays and own_size != arrays[0].shape[:2]:
+            height, width = arrays[0].shape[:2]
+            raise DataError(
+                f"{file} is {own_size[0]}x{own_size[1]} pixels but {files[0]} is {height}x{width}; "
+                "the images must all be one size, or be resized to one (give a size)"
+            )
+        arrays.append(
+            image_to_array(
+                image, size=size or own_size, channels=channels, resample=IMAGE_FOLDER_RESAMPLE
+            )
         )
-    return images
+    return np.stack(arrays)

@@ -1,4 +1,5 @@
-"""Figures: sinusoid fits before and after adaptation (Finn et al. 2017, Fig. 2), learning curves."""
+"""Figures: sinusoid fits before and after adaptation (Finn et al. 2017, Fig. 2), learning curves,
+and test scores against the number of inner steps."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from matplotlib.figure import Figure
 
 from mamlkit.algorithms import MAML
 from mamlkit.core import TaskBatch
+from mamlkit.evaluation.protocol import StepScores
 from mamlkit.tasks.sinusoid import SinusoidTasks, sinusoid
 
 
@@ -57,6 +59,34 @@ def plot_learning_curve(records: Sequence[dict[str, Any]], path: Path, *, title:
     axis.set_yscale("log")
     axis.set_title(title)
     axis.legend(fontsize="small")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+
+
+def plot_step_scores(scores: Sequence[StepScores], path: Path, *, metric: str, title: str) -> None:
+    """One test metric against the number of inner steps, a line per K, with 95% CI error bars.
+
+    Args:
+        scores: results of ``evaluate``; those of ``metric`` are drawn.
+        metric: e.g. "accuracy" (drawn in percent) or "mse".
+    """
+    rows = [s for s in scores if s.metric == metric]
+    if not rows:
+        raise ValueError(f"no {metric!r} scores to plot; the scores hold {sorted({s.metric for s in scores})}")
+    scale = 100.0 if metric == "accuracy" else 1.0
+    figure = Figure(figsize=(5, 3.8))
+    axis = figure.subplots()
+    for row in rows:
+        steps = range(len(row.mean))
+        axis.errorbar(steps, [scale * m for m in row.mean], yerr=[scale * c for c in row.ci95], marker="o",
+                      capsize=3, label=f"K = {row.k_shot}")
+    axis.set_xlabel("inner steps at test time")
+    axis.set_xticks(range(len(rows[0].mean)))
+    axis.set_ylabel(f"{metric} (%)" if metric == "accuracy" else metric)
+    axis.set_title(f"{title}: mean ± 95% CI over {rows[0].n_tasks} test tasks", fontsize="medium")
+    axis.legend(fontsize="small")
+    axis.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -41,17 +41,28 @@ def per_task_scores(predictions: Tensor, query_y: Tensor, loss_name: str | None)
 
 
 def evaluate(learner: MAML, tasks: TaskSource, *, k_shot: int, n_query: int, n_tasks: int, steps: int,
-             inner_lr: float | None, generator: torch.Generator, split: str = "test") -> list[StepScores]:
+             inner_lr: float | None, generator: torch.Generator, split: str = "test",
+             batch_tasks: int | None = None) -> list[StepScores]:
     """Score ``learner`` on ``n_tasks`` tasks after 0..``steps`` inner steps.
 
-    The same ``generator`` state gives the same tasks, so two models are compared
-    on identical tasks.
+    Tasks are drawn from ``generator`` ``batch_tasks`` at a time (None: all at once),
+    which bounds memory; the same generator state and ``batch_tasks`` give the same
+    tasks, so two models are compared on identical tasks.
+
+    Returns:
+        One ``StepScores`` per metric of ``per_task_scores``: the mean and 95% CI over
+        tasks after each of 0..steps inner steps.
     """
-    batch = tasks.sample(n_tasks, k_shot=k_shot, n_query=n_query, generator=generator, split=split)
-    predictions = learner.predictions_per_step(batch, steps=steps, inner_lr=inner_lr)
-    scores = per_task_scores(predictions, batch.query_y, learner.loss_name)
+    batch_tasks = n_tasks if batch_tasks is None else batch_tasks
+    chunks: list[dict[str, Tensor]] = []
+    for start in range(0, n_tasks, batch_tasks):
+        batch = tasks.sample(min(batch_tasks, n_tasks - start), k_shot=k_shot, n_query=n_query,
+                             generator=generator, split=split)
+        predictions = learner.predictions_per_step(batch, steps=steps, inner_lr=inner_lr)
+        chunks.append(per_task_scores(predictions, batch.query_y, learner.loss_name))
     results = []
-    for metric, values in scores.items():
+    for metric in chunks[0]:
+        values = torch.cat([chunk[metric] for chunk in chunks], dim=1)  # (steps + 1, n_tasks)
         summaries = [mean_ci95(values[step]) for step in range(steps + 1)]
         results.append(StepScores(metric, k_shot, n_tasks, tuple(m for m, _ in summaries),
                                   tuple(c for _, c in summaries)))

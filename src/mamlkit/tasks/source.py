@@ -9,6 +9,10 @@ import torch
 from mamlkit.core.types import TaskBatch
 
 
+class SamplerError(ValueError):
+    """A request a task source cannot meet, e.g. more classes or images per class than it holds."""
+
+
 class TaskSource(Protocol):
     """A distribution of few-shot tasks."""
 

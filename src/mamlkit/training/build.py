@@ -2,31 +2,104 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from mamlkit.models import mlp
-from mamlkit.tasks import SinusoidTasks, TaskSource
+from mamlkit.data import (
+    ClassImages,
+    load_image_folder,
+    load_mini_imagenet_splits,
+    load_omniglot,
+    omniglot_splits,
+    with_rotations,
+)
+from mamlkit.models import conv4, mlp
+from mamlkit.tasks import BinaryTasks, FewShotTasks, SinusoidTasks, TaskSource
 from mamlkit.training.config import Config
+from mamlkit.training.model_configs import Conv4Config, MLPConfig
 from mamlkit.training.schema import ConfigError
+from mamlkit.training.task_configs import (
+    BinaryClassificationTaskConfig,
+    ImageClassificationTaskConfig,
+    SinusoidTaskConfig,
+)
+
+SPLITS = ("train", "val", "test")
 
 
 def build_task_source(config: Config) -> TaskSource:
+    """The task distribution of ``config.task``; image datasets are read from ``task.root``.
+
+    Raises:
+        DataError: the dataset is missing or malformed (the message says how to get it).
+        SamplerError: a split holds fewer than ``n_way`` classes.
+        ConfigError: the stored images are not of the configured shape.
+    """
     task = config.task
-    return SinusoidTasks(amplitude=task.amplitude, phase=task.phase, x_range=task.x_range)
+    if isinstance(task, SinusoidTaskConfig):
+        return SinusoidTasks(amplitude=task.amplitude, phase=task.phase, x_range=task.x_range)
+    if isinstance(task, BinaryClassificationTaskConfig):
+        return BinaryTasks(dim=task.dim, relevant_dims=task.relevant_dims, max_offset=task.max_offset)
+    splits = load_class_splits(task, progress=config.train.progress)
+    if task.rotations:
+        splits = {name: with_rotations(data) for name, data in splits.items()}
+    return FewShotTasks(splits, n_way=task.n_way)
+
+
+def load_class_splits(task: ImageClassificationTaskConfig, *, progress: bool) -> dict[str, ClassImages]:
+    """The train, val and test classes of the task's dataset, checked against ``task.input_shape``."""
+    root = Path(task.root)
+    channels, size, _ = task.input_shape
+    if task.dataset == "omniglot":
+        splits = omniglot_splits(load_omniglot(root, progress=progress))
+    elif task.dataset == "mini_imagenet":
+        splits = load_mini_imagenet_splits(root)
+    else:
+        splits = {name: load_image_folder(root / name, size=(size, size), channels=channels, progress=progress)
+                  for name in SPLITS}
+    for name, data in splits.items():
+        if data.image_shape != (size, size, channels):
+            height, width, found_channels = data.image_shape
+            raise ConfigError(f"the {name} images in {root} are {height}x{width} with {found_channels} channel(s); "
+                              f"task.image_size and task.channels say {size}x{size} with {channels}")
+    return splits
 
 
 def task_loss(config: Config) -> str:
     """The loss of the config's task kind: "mse" for regression, "cross_entropy" for classification."""
-    return "mse"
+    return config.task.loss
 
 
 def build_model(config: Config) -> nn.Module:
-    """The network, initialised from ``config.seed`` (same seed, same weights)."""
+    """The network for ``config.task``'s inputs and outputs, initialised from ``config.seed``
+    (same seed, same weights).
+
+    Raises:
+        ConfigError: the model kind cannot take the task's inputs (e.g. conv4 on vectors).
+    """
+    shape, n_outputs = config.task.input_shape, config.task.n_outputs
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = mlp(1, config.model.hidden, 1)
+        model = _network(config.model, shape, n_outputs, config.task.kind)
     return model.to(resolve_device(config.train.device))
+
+
+def _network(model: MLPConfig | Conv4Config, shape: tuple[int, ...], n_outputs: int, task_kind: str) -> nn.Module:
+    if isinstance(model, MLPConfig):
+        if len(shape) != 1:
+            raise ConfigError(f"model.kind mlp takes vectors, but {task_kind} tasks give inputs of shape "
+                              f"{shape}; use model.kind=conv4")
+        return mlp(shape[0], model.hidden, n_outputs)
+    if len(shape) != 3:
+        raise ConfigError(f"model.kind conv4 takes images (C, H, W), but {task_kind} tasks give inputs of "
+                          f"shape {shape}; use model.kind=mlp")
+    channels, size, _ = shape
+    try:
+        return conv4(channels, n_outputs, image_size=size, filters=model.filters, max_pool=model.max_pool)
+    except ValueError as error:
+        raise ConfigError(f"model: {error}") from None
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,23 +1,59 @@
-"""From the ``algorithm`` section of a config to the learner object."""
+"""From the ``algorithm`` section of a config to the learner object, and back from a checkpoint."""
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from torch import nn
 
-from mamlkit.algorithms import MAML
+from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
 from mamlkit.training.config import Config
 
 
 def build_learner(config: Config, model: nn.Module, loss: str) -> MAML:
-    """The learner of ``config.algorithm`` over ``model``, scoring tasks with ``loss``."""
+    """The learner of ``config.algorithm`` over ``model``, scoring tasks with ``loss``.
+
+    Build it after the model is on its device and dtype: learners with tensors of
+    their own (Meta-SGD, MAML++) create them like the model's parameters.
+    """
     algorithm = config.algorithm
-    return MAML(
-        model,
+    common: dict[str, Any] = dict(
         inner_lr=algorithm.inner_lr,
         inner_steps=algorithm.inner_steps,
-        first_order=algorithm.first_order,
         loss=loss,
         batch_norm=algorithm.batch_norm,
         vectorize=algorithm.vectorize,
         chunk_size=algorithm.chunk_size,
     )
+    name = algorithm.name
+    if name == "maml":
+        return MAML(model, **common)
+    if name == "fomaml":
+        return FOMAML(model, **common)
+    if name == "meta_sgd":
+        return MetaSGD(model, **common)
+    if name == "anil":
+        head = algorithm.anil.head
+        return ANIL(model, head=None if head is None else str(head), **common)
+    if name == "maml_pp":
+        options = algorithm.maml_pp
+        return MAMLPlusPlus(model, msl=options.msl, msl_iterations=options.msl_iterations, da=options.da,
+                            da_iterations=options.da_iterations, lslr=options.lslr, bnrs=options.bnrs,
+                            bnwb=options.bnwb, ca=options.ca, ca_min_lr=options.ca_min_lr, **common)
+    if name == "reptile":
+        options = algorithm.reptile
+        return Reptile(model, inner_optimizer=options.inner_optimizer, adam_betas=options.adam_betas,
+                       outer_optimizer=options.outer_optimizer, **common)
+    if name == "imaml":
+        return IMAML(model, lam=algorithm.imaml.lam, cg_steps=algorithm.imaml.cg_steps, **common)
+    raise AssertionError(f"algorithm {name!r} passed validation but has no learner")  # a bug of ours
+
+
+def restore_learner(learner: MAML, checkpoint: Mapping[str, Any]) -> MAML:
+    """Load a checkpoint's model weights and learner state (learned step sizes, per-step
+    BatchNorm tensors) into ``learner``; checkpoints without a learner state (format 1)
+    restore the model only. Returns ``learner``."""
+    learner.model.load_state_dict(checkpoint["model"])
+    if "learner" in checkpoint:
+        learner.load_state_dict(checkpoint["learner"])
+    return learner

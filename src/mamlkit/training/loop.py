@@ -1,4 +1,11 @@
-"""The meta-training loop: Adam on θ, progress bar, metrics, validation, checkpoints, resume."""
+"""The meta-training loop: the learner's meta-optimizer, progress bar, metrics, validation,
+checkpoints, resume.
+
+The loop drives every algorithm of the family through the same hooks (see
+``mamlkit.algorithms.MAML``): ``meta_optimizer(lr)`` over ``meta_parameters()``,
+``on_iteration(i, total)`` and the learning rate ``meta_lr(base, i, total)`` before each
+``meta_backward``, and ``state_dict()`` saved beside the model's.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +62,8 @@ class TrainState:
 
 
 def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, resume: bool = False) -> TrainState:
-    """Meta-train ``learner.model`` for ``config.train.iterations`` iterations.
+    """Meta-train ``learner`` (its model and its own meta-parameters) for ``config.train.iterations``
+    iterations.
 
     Iteration i meta-trains on the tasks drawn from ``generator_for(seed, "train", i)``,
     so a resumed run sees exactly the tasks of an uninterrupted one. Every
@@ -67,8 +75,7 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
             named; no checkpoint is written from it).
     """
     settings = config.train
-    model = learner.model
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.meta_lr)
+    optimizer = learner.meta_optimizer(settings.meta_lr)
     state = TrainState()
     if resume:
         state = _restore(files, learner, optimizer)
@@ -84,8 +91,11 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
             batch = tasks.sample(settings.meta_batch_size, k_shot=config.task.k_shot, n_query=config.task.n_query,
                                  generator=generator_for(config.seed, "train", iteration), split="train")
             optimizer.zero_grad(set_to_none=True)
+            learner.on_iteration(iteration, settings.iterations)
+            for group in optimizer.param_groups:
+                group["lr"] = learner.meta_lr(settings.meta_lr, iteration, settings.iterations)
             meta_loss = learner.meta_backward(batch).item()
-            grad_norm = _grad_norm(model)
+            grad_norm = _grad_norm(learner)
             if not (math.isfinite(meta_loss) and math.isfinite(grad_norm)):
                 raise TrainingError(
                     f"iteration {iteration + 1}: the meta-loss is {meta_loss} and the meta-gradient norm "
@@ -128,8 +138,8 @@ def validation_loss(learner: MAML, batch) -> float:
     return torch.stack(losses).mean().item()
 
 
-def _grad_norm(model: torch.nn.Module) -> float:
-    norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+def _grad_norm(learner: MAML) -> float:
+    norms = [p.grad.detach().norm() for p in learner.meta_parameters() if p.grad is not None]
     return torch.stack(norms).norm().item() if norms else 0.0
 
 
@@ -139,6 +149,7 @@ def _checkpoint(config: Config, state: TrainState, learner: MAML, optimizer: tor
         "iteration": state.iteration,
         "best_val": state.best_val,
         "model": learner.model.state_dict(),
+        "learner": learner.state_dict(),
         "optimizer": optimizer.state_dict(),
         "config": config_to_data(config),
     }
@@ -147,5 +158,7 @@ def _checkpoint(config: Config, state: TrainState, learner: MAML, optimizer: tor
 def _restore(files: RunFiles, learner: MAML, optimizer: torch.optim.Optimizer) -> TrainState:
     checkpoint = load_checkpoint(files.last)
     learner.model.load_state_dict(checkpoint["model"])
+    if "learner" in checkpoint:
+        learner.load_state_dict(checkpoint["learner"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     return TrainState(iteration=checkpoint["iteration"], best_val=checkpoint["best_val"])

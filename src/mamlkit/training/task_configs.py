@@ -1,10 +1,14 @@
-"""The ``task`` section of a config: one dataclass per task kind (chosen by ``kind``)."""
+"""The ``task`` section of a config: one dataclass per task kind (chosen by ``kind``).
+
+Each kind also says what a model for it must take and give: ``input_shape`` (of one
+example), ``n_outputs`` and the ``loss`` that scores it.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Union
 
 from mamlkit.training.schema import require
 
@@ -21,13 +25,138 @@ class SinusoidTaskConfig:
     x_range: tuple[float, float] = (-5.0, 5.0)
 
     def __post_init__(self) -> None:
-        require(self.k_shot >= 1, f"task.k_shot must be >= 1; got {self.k_shot}")
-        require(self.n_query >= 1, f"task.n_query must be >= 1; got {self.n_query}")
+        _require_counts(self.k_shot, self.n_query)
         for name in ("amplitude", "phase", "x_range"):
             low, high = getattr(self, name)
             require(low < high, f"task.{name} must be [low, high] with low < high; got {[low, high]}")
         require(self.amplitude[0] >= 0, f"task.amplitude must be >= 0; got {list(self.amplitude)}")
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (1,)
 
-TaskConfig = SinusoidTaskConfig
-"""Every task kind; a ``Union`` of them once there are several (dispatched on ``kind``)."""
+    @property
+    def n_outputs(self) -> int:
+        return 1
+
+    @property
+    def loss(self) -> str:
+        return "mse"
+
+    def describe(self) -> str:
+        return f"sinusoid regression, K = {self.k_shot}, {self.n_query} query points per task"
+
+
+# (channels, size) the datasets are stored at; image folders are resized when loaded.
+STORED_IMAGES = {"omniglot": (1, 28), "mini_imagenet": (3, 84)}
+
+
+@dataclass(frozen=True)
+class ImageClassificationTaskConfig:
+    """N-way K-shot image classification (Finn et al. 2017, section 5.2).
+
+    ``root`` holds, per dataset: ``omniglot``, the two official zips or the cache built
+    from them (``mamlkit data download omniglot --root ROOT``), split 1100 / 100 / 423
+    characters for train / val / test; ``mini_imagenet``,
+    ``mini-imagenet-cache-{train,val,test}.pkl``; ``image_folder``, the folders
+    ``train/``, ``val/`` and ``test/``, each with one sub-folder of images per class.
+    ``k_shot`` and ``n_query`` count images per class. ``rotations`` adds every class
+    rotated by 90°, 180° and 270° as three new classes, in every split (as Finn et
+    al.'s code does for Omniglot). ``image_size`` and ``channels`` default to the
+    stored data's (Omniglot 28 × 28 grey, miniImageNet 84 × 84 RGB) and must be given
+    for an image folder, whose images are resized to them.
+    """
+
+    kind: Literal["image_classification"] = "image_classification"
+    dataset: Literal["omniglot", "mini_imagenet", "image_folder"] = "omniglot"
+    root: str = "data/omniglot"
+    n_way: int = 5
+    k_shot: int = 1
+    n_query: int = 1
+    rotations: bool = False
+    image_size: int | None = None
+    channels: int | None = None
+
+    def __post_init__(self) -> None:
+        _require_counts(self.k_shot, self.n_query)
+        require(self.n_way >= 2, f"task.n_way must be >= 2; got {self.n_way}")
+        require(self.root != "", "task.root must name the data folder; got ''")
+        stored = STORED_IMAGES.get(self.dataset)
+        if stored is None:
+            require(self.image_size is not None and self.image_size >= 1,
+                    f"task.image_size must be set to the pixel size (>= 1) that {self.dataset} images are "
+                    f"resized to; got {self.image_size}")
+            require(self.channels in (1, 3), f"task.channels must be 1 (grey) or 3 (RGB) for {self.dataset}; "
+                                             f"got {self.channels}")
+            return
+        channels, size = stored
+        require(self.image_size in (None, size),
+                f"task.image_size: {self.dataset} is stored at {size}x{size}; remove task.image_size or set it "
+                f"to {size}; got {self.image_size}")
+        require(self.channels in (None, channels),
+                f"task.channels: {self.dataset} images have {channels} channel(s); remove task.channels or set it "
+                f"to {channels}; got {self.channels}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        channels, size = STORED_IMAGES.get(self.dataset, (self.channels, self.image_size))
+        return channels, size, size
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_way
+
+    @property
+    def loss(self) -> str:
+        return "cross_entropy"
+
+    def describe(self) -> str:
+        channels, size, _ = self.input_shape
+        rotated = ", classes rotated by 90/180/270 degrees" if self.rotations else ""
+        return (f"{self.dataset} {self.n_way}-way {self.k_shot}-shot, {self.n_query} query image(s) per class, "
+                f"{size}x{size}x{channels}{rotated}")
+
+
+@dataclass(frozen=True)
+class BinaryClassificationTaskConfig:
+    """Binary classification in R^dim with boundaries in a hidden subspace (``mamlkit.tasks.BinaryTasks``)."""
+
+    kind: Literal["binary_classification"] = "binary_classification"
+    k_shot: int = 5
+    n_query: int = 15
+    dim: int = 10
+    relevant_dims: int = 2
+    max_offset: float = 0.5
+
+    def __post_init__(self) -> None:
+        _require_counts(self.k_shot, self.n_query)
+        require(self.dim >= 1, f"task.dim must be >= 1; got {self.dim}")
+        require(1 <= self.relevant_dims <= self.dim,
+                f"task.relevant_dims must lie in 1..task.dim = 1..{self.dim}; got {self.relevant_dims}")
+        require(self.max_offset >= 0, f"task.max_offset must be >= 0; got {self.max_offset}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.dim,)
+
+    @property
+    def n_outputs(self) -> int:
+        return 2
+
+    @property
+    def loss(self) -> str:
+        return "cross_entropy"
+
+    def describe(self) -> str:
+        return (f"binary classification in R^{self.dim} ({self.relevant_dims} relevant dimensions), "
+                f"K = {self.k_shot} per class, {self.n_query} query points per class")
+
+
+def _require_counts(k_shot: int, n_query: int) -> None:
+    require(k_shot >= 1, f"task.k_shot must be >= 1; got {k_shot}")
+    require(n_query >= 1, f"task.n_query must be >= 1; got {n_query}")
+
+
+TaskConfig = Union[SinusoidTaskConfig, ImageClassificationTaskConfig, BinaryClassificationTaskConfig]
+"""Every task kind, dispatched on ``kind`` (sinusoid when no kind is given)."""

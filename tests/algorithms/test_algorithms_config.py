@@ -1,0 +1,83 @@
+"""The algorithm section: every algorithm is selectable, its knobs reach the learner, bad input is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from family_reference import one_thread  # noqa: F401 - autouse fixture
+from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
+from mamlkit.training import ConfigError, load_config
+from mamlkit.training.algorithm_config import ALGORITHMS
+from mamlkit.training.build import build_model, task_loss
+from mamlkit.training.config import config_from_data, config_to_data, preset_names
+from mamlkit.training.learners import build_learner
+
+CLASSES = {"maml": MAML, "fomaml": FOMAML, "meta_sgd": MetaSGD, "anil": ANIL, "maml_pp": MAMLPlusPlus,
+           "reptile": Reptile, "imaml": IMAML}
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_every_algorithm_has_a_sinusoid_preset_that_builds_its_learner(name):
+    preset = "sinusoid" if name == "maml" else f"sinusoid_{name}"
+    assert preset in preset_names()
+    config = load_config(preset)
+    assert config.algorithm.name == name and config.name == f"sinusoid_{name}"
+    assert config_from_data(config_to_data(config)) == config
+    learner = build_learner(config, build_model(config), task_loss(config))
+    assert type(learner) is CLASSES[name]
+    assert learner.spec.steps == config.algorithm.inner_steps
+
+
+def test_options_reach_the_learners():
+    learner = _learner("sinusoid", "algorithm.name=maml_pp", "algorithm.inner_steps=3", "algorithm.maml_pp.msl=true",
+                       "algorithm.maml_pp.msl_iterations=7", "algorithm.maml_pp.da=true",
+                       "algorithm.maml_pp.da_iterations=9", "algorithm.maml_pp.lslr=true", "algorithm.maml_pp.ca=true",
+                       "algorithm.maml_pp.ca_min_lr=0.0001")
+    assert (learner.msl, learner.msl_iterations, learner.da, learner.da_iterations, learner.lslr, learner.ca,
+            learner.ca_min_lr) == (True, 7, True, 9, True, True, 0.0001)
+    assert (learner.bnrs, learner.bnwb) == (False, False)
+    reptile = _learner("sinusoid", "algorithm.name=reptile", "algorithm.reptile.inner_optimizer=adam",
+                       "algorithm.reptile.adam_betas=[0.5, 0.9]", "algorithm.reptile.outer_optimizer=adam")
+    assert (reptile.spec.optimizer, reptile.spec.adam_betas, reptile.outer_optimizer) == ("adam", (0.5, 0.9), "adam")
+    imaml = _learner("sinusoid", "algorithm.name=imaml", "algorithm.imaml.lam=3", "algorithm.imaml.cg_steps=7")
+    assert (imaml.lam, imaml.cg_steps, imaml.spec.proximal) == (3.0, 7, 3.0)
+    anil = _learner("sinusoid", "algorithm.name=anil", "algorithm.anil.head=2")
+    assert anil.head == "2" and sorted(anil.spec.adapts) == ["2.bias", "2.weight"]
+    assert _learner("sinusoid", "algorithm.name=fomaml").spec.first_order
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["algorithm.name=mamlpp"], "algorithm.name must be one of 'maml', 'fomaml', 'meta_sgd', 'anil', 'maml_pp'"),
+    (["algorithm.maml_pp.msl=true"], "algorithm.maml_pp sets msl, options of algorithm.name=maml_pp, but "
+                                     "algorithm.name is 'maml'"),
+    (["algorithm.name=anil", "algorithm.imaml.lam=2"], "algorithm.imaml sets lam"),
+    (["algorithm.maml_pp.mls=true"], "did you mean 'msl'"),
+    (["algorithm.name=maml_pp", "algorithm.maml_pp.msl_iterations=0"], "msl_iterations must be >= 1"),
+    (["algorithm.name=maml_pp", "algorithm.maml_pp.ca_min_lr=-1"], "ca_min_lr must be >= 0"),
+    (["algorithm.name=maml_pp", "algorithm.maml_pp.bnrs=true", "algorithm.batch_norm=frozen"],
+     "bnrs meta-trains with batch statistics"),
+    (["algorithm.name=reptile", "algorithm.reptile.inner_optimizer=rmsprop"],
+     "algorithm.reptile.inner_optimizer must be one of 'sgd', 'adam'"),
+    (["algorithm.name=reptile", "algorithm.reptile.adam_betas=[1.0, 0.9]"], "adam_betas must both lie in [0, 1)"),
+    (["algorithm.name=imaml", "algorithm.imaml.lam=0"], "lam (the proximal λ) must be > 0"),
+    (["algorithm.name=imaml", "algorithm.imaml.cg_steps=0"], "cg_steps must be >= 1"),
+    (["algorithm.anil.head=[1]"], "algorithm.anil.head: [1] fits none of the allowed forms"),
+])
+def test_bad_algorithm_settings_name_the_key_and_the_fix(overrides, message):
+    with pytest.raises(ConfigError, match=_escape(message)):
+        load_config("sinusoid", overrides)
+
+
+def test_a_head_that_is_not_in_the_model_is_named_when_the_learner_is_built():
+    config = load_config("sinusoid", ["algorithm.name=anil", "algorithm.anil.head=head"])
+    with pytest.raises(ValueError, match="ANIL head 'head' is not a sub-module"):
+        build_learner(config, build_model(config), task_loss(config))
+
+
+def _learner(preset, *overrides):
+    config = load_config(preset, list(overrides))
+    return build_learner(config, build_model(config), task_loss(config))
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in "[]().*+?" else c for c in text)

@@ -1,0 +1,112 @@
+"""``mamlkit adapt`` end to end on a tiny image-folder run, against the Python API; and its errors."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from image_fixtures import image_folder, image_run, save_image  # noqa: F401 - image_run is a fixture
+from mamlkit import MAML
+from mamlkit.cli.main import main
+from mamlkit.training import load_checkpoint, load_config
+from mamlkit.training.build import build_model
+
+
+@pytest.fixture
+def user_data(tmp_path):
+    support = image_folder(tmp_path / "support", ["dog", "cat"], per_class=3)
+    for j, name in enumerate(["z.png", "a.png", "m.png"]):
+        save_image(tmp_path / "query" / name, seed=1000 + j)
+    return support, tmp_path / "query"
+
+
+def test_adapt_writes_the_predictions_of_the_adapted_model(image_run, user_data, tmp_path, capsys):
+    support, query = user_data
+    out = tmp_path / "out" / "predictions.csv"
+    assert main(["adapt", str(image_run), "--support", str(support), "--query", str(query), "--out", str(out)]) == 0
+    assert "wrote 3 predictions" in capsys.readouterr().out
+    with out.open() as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["file", "class", "probability"]
+    assert [row[0] for row in rows[1:]] == ["a.png", "m.png", "z.png"]
+
+    # the same adaptation through the Python API: classes are the sorted folder names
+    config = load_config(str(image_run / "config.yaml"))
+    model = build_model(config)
+    model.load_state_dict(load_checkpoint(image_run / "checkpoints" / "best.pt")["model"])
+    learner = MAML(model, inner_lr=config.algorithm.inner_lr, loss="cross_entropy")
+
+    def images(paths):
+        return torch.stack([torch.from_numpy(np.array(Image.open(p), dtype=np.float32) / 255)[None] for p in paths])
+
+    support_x = images([support / name / f"{j}.png" for name in ("cat", "dog") for j in range(3)])
+    adapted = learner.adapt(support_x, torch.tensor([0, 0, 0, 1, 1, 1]), steps=config.eval.steps)
+    probabilities = adapted(images([query / name for name in ("a.png", "m.png", "z.png")])).softmax(dim=-1)
+    assert [row[1] for row in rows[1:]] == [("cat", "dog")[i] for i in probabilities.argmax(dim=-1).tolist()]
+    np.testing.assert_allclose([float(row[2]) for row in rows[1:]], probabilities.max(dim=-1).values, atol=1e-5)
+
+
+def test_images_of_another_size_need_resize(image_run, tmp_path, capsys):
+    support = image_folder(tmp_path / "support", ["dog", "cat"], size=(12, 10))
+    query = image_folder(tmp_path / "q", ["only"], size=(12, 10)) / "only"
+    argv = ["adapt", str(image_run), "--support", str(support), "--query", str(query), "--out", str(tmp_path / "p.csv")]
+    assert main(argv) == 2
+    assert "are 10x12 pixels, but the model takes 8x8: pass --resize" in capsys.readouterr().err
+    assert main([*argv, "--resize"]) == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("make_inputs, message", [
+    (lambda tmp: (image_folder(tmp / "s", ["a", "b", "c"]), image_folder(tmp / "q", ["x"]) / "x"),
+     "holds 3 class folders, but the model was meta-trained for 2-way tasks: give it exactly 2 classes"),
+    (lambda tmp: (tmp / "missing", image_folder(tmp / "q", ["x"]) / "x"), "does not exist"),
+    (lambda tmp: (image_folder(tmp / "s", ["a", "b"]), tmp / "missing"), "does not exist"),
+    (lambda tmp: (image_folder(tmp / "s", ["a", "b"]), image_folder(tmp / "q", ["x"], size=(9, 9)) / "x"),
+     "are 9x9 pixels, but the model takes 8x8"),
+    (lambda tmp: (image_folder(tmp / "s", ["a", "b"]), image_folder(tmp / "q", ["x", "y"])),
+     "is a folder inside"),
+])
+def test_inputs_that_do_not_fit_are_one_line_errors(image_run, tmp_path, capsys, make_inputs, message):
+    support, query = make_inputs(tmp_path)
+    out = tmp_path / "p.csv"
+    assert main(["adapt", str(image_run), "--support", str(support), "--query", str(query), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("mamlkit: error: ") and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_an_output_that_cannot_be_written_is_named(image_run, tmp_path, capsys):
+    support, query = image_folder(tmp_path / "s", ["a", "b"]), image_folder(tmp_path / "q", ["x"]) / "x"
+    (tmp_path / "taken").mkdir()
+    assert main(["adapt", str(image_run), "--support", str(support), "--query", str(query),
+                 "--out", str(tmp_path / "taken")]) == 2
+    assert f"cannot write the predictions to {tmp_path / 'taken'}: Is a directory" in capsys.readouterr().err
+
+
+def test_query_images_of_mixed_sizes_are_named(image_run, tmp_path, capsys):
+    support = image_folder(tmp_path / "s", ["a", "b"])
+    save_image(tmp_path / "q" / "1.png", seed=1)
+    save_image(tmp_path / "q" / "2.png", seed=2, size=(9, 8))
+    assert main(["adapt", str(image_run), "--support", str(support), "--query", str(tmp_path / "q")]) == 2
+    assert "2.png is 8x9 pixels but" in capsys.readouterr().err
+
+
+def test_steps_must_be_positive(image_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["adapt", str(image_run), "--support", str(tmp_path), "--query", str(tmp_path), "--steps", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --steps: must be an integer >= 1; got '0'" in capsys.readouterr().err
+
+
+def test_a_regression_run_cannot_adapt_to_images(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", "sinusoid", "name=sine", "train.iterations=2", "train.val_every=2", "train.val_tasks=4",
+                 "train.checkpoint_every=2", "train.progress=false", "--runs-dir", str(runs)]) == 0
+    capsys.readouterr()
+    assert main(["adapt", str(runs / "sine"), "--support", str(tmp_path), "--query", str(tmp_path)]) == 2
+    assert "was meta-trained on sinusoid tasks; mamlkit adapt needs a run trained on image classification" in \
+        capsys.readouterr().err
