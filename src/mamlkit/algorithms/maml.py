@@ -135,6 +135,12 @@ class MAML:
         return meta_backward(self._task_model(batch, adapting, shared), adapting, shared, batch,
                              self.training_spec(), chunk_size=self.chunk_size)
 
+    @property
+    def learns_inner_lr(self) -> bool:
+        """Whether the inner step sizes are meta-learned (Meta-SGD, MAML++ LSLR); then
+        ``adapt`` and ``predictions_per_step`` use the learned ones unless given ``inner_lr``."""
+        return False
+
     def training_spec(self) -> InnerSpec:
         """The inner loop of meta-training at the current ``iteration`` (MAML: always ``spec``)."""
         return self.spec

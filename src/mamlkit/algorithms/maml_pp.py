@@ -250,6 +250,10 @@ class MAMLPlusPlus(MAML):
         return total / batch.n_tasks
 
     # -- evaluation ------------------------------------------------------------------------
+    @property
+    def learns_inner_lr(self) -> bool:
+        return self.lslr
+
     def _eval_spec(self, steps: int | None, inner_lr: InnerLR | None) -> InnerSpec:
         steps = self.spec.steps if steps is None else steps
         if inner_lr is None and self.lslr:

@@ -56,6 +56,10 @@ class MetaSGD(MAML):
         self.inner_lrs: dict[str, nn.Parameter] = lrs
         self.spec = dataclasses.replace(self.spec, inner_lr=lrs)
 
+    @property
+    def learns_inner_lr(self) -> bool:
+        return True
+
     def _eval_spec(self, steps: int | None, inner_lr: InnerLR | None) -> InnerSpec:
         learned = {name: lr.detach() for name, lr in self.inner_lrs.items()}
         return super()._eval_spec(steps, learned if inner_lr is None else inner_lr)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": trained.checkpoint_name,
         "trained on": config.task.describe(),
         "test tasks": settings.tasks, "query examples": f"{settings.n_query} per {'class' if classification else 'task'}",
-        "inner lr": inner_lr, "algorithm": config.algorithm.name,
+        "inner lr": trained.describe_inner_lr(), "algorithm": config.algorithm.name,
         "inner steps in training": config.algorithm.inner_steps,
         "BatchNorm": config.algorithm.batch_norm, "seed": settings.seed,
         "tasks drawn at a time": settings.batch_tasks or settings.tasks,

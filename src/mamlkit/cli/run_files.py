@@ -12,7 +12,7 @@ from mamlkit.algorithms import MAML
 from mamlkit.cli.errors import RunDirError
 from mamlkit.training import Config, RunFiles, load_checkpoint, load_config
 from mamlkit.training.build import build_model, task_loss
-from mamlkit.training.learners import build_learner
+from mamlkit.training.learners import build_learner, restore_learner
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,19 @@ class TrainedRun:
     checkpoint_name: str
 
     @property
-    def eval_inner_lr(self) -> float:
-        """The test-time step size: ``eval.inner_lr``, else the training one."""
-        return self.config.eval.inner_lr if self.config.eval.inner_lr is not None else self.config.algorithm.inner_lr
+    def eval_inner_lr(self) -> float | None:
+        """The test-time step size ``eval.inner_lr``; ``None`` (not set) lets the learner
+        adapt with its own: the training ``inner_lr``, or the meta-learned step sizes
+        (Meta-SGD, MAML++ LSLR)."""
+        return self.config.eval.inner_lr
+
+    def describe_inner_lr(self) -> str | float:
+        """The test-time step size as a report states it."""
+        if self.config.eval.inner_lr is not None:
+            return self.config.eval.inner_lr
+        if self.learner.learns_inner_lr:
+            return f"meta-learned (initial {self.config.algorithm.inner_lr})"
+        return self.config.algorithm.inner_lr
 
 
 def load_trained(run_dir: Path, overrides: Sequence[str], checkpoint: str) -> TrainedRun:
@@ -47,7 +57,5 @@ def load_trained(run_dir: Path, overrides: Sequence[str], checkpoint: str) -> Tr
         torch.set_num_threads(config.train.threads)
     path = files.best if checkpoint == "best" and files.best.is_file() else files.last
     state = load_checkpoint(path)
-    model = build_model(config)
-    model.load_state_dict(state["model"])
-    learner = build_learner(config, model, task_loss(config))
+    learner = restore_learner(build_learner(config, build_model(config), task_loss(config)), state)
     return TrainedRun(config, learner, files, f"{path.name} (iteration {state['iteration']})")
