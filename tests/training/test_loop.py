@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from mamlkit.training import CheckpointError, RunFiles, TrainingError, load_checkpoint, load_config, train
+from mamlkit.training import CheckpointError, ConfigError, RunFiles, TrainingError, load_checkpoint, load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
 from mamlkit.training.checkpoint import save_checkpoint
@@ -100,3 +100,21 @@ def test_checkpoints_never_run_code_and_truncation_is_reported(tmp_path):
         load_checkpoint(truncated)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_a_wall_clock_budget_stops_with_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
+    settings = ["train.iterations=12", "train.val_every=100", "train.checkpoint_every=100"]
+    whole, _ = run(tiny_config(*settings), tmp_path / "whole")
+    budgeted, state = run(tiny_config(*settings, "train.max_minutes=0.000001"), tmp_path / "budget")
+    assert state.out_of_time and state.iteration == 1
+    assert load_checkpoint(RunFiles(tmp_path / "budget").last)["iteration"] == 1
+    assert [r["iteration"] for r in read_metrics(RunFiles(tmp_path / "budget").metrics) if "val_loss" in r] == [1]
+    resumed, state = run(tiny_config(*settings), tmp_path / "budget", resume=True)
+    assert state.iteration == 12 and not state.out_of_time
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+
+
+def test_a_budget_must_be_positive():
+    with pytest.raises(ConfigError, match="train.max_minutes must be null"):
+        tiny_config("train.max_minutes=0")

@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"mamlkit: interrupted; progress saved in {files.last}. Continue with: "
               f"mamlkit train --resume {files.root}", file=sys.stderr)
         return 130
+    if state.out_of_time:
+        print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
+              f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
     print(f"trained {state.iteration} iterations; best validation loss {state.best_val:.4g}; run folder {files.root}")
     print(f"evaluate with: mamlkit eval {files.root}")
     return 0

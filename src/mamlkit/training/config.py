@@ -28,6 +28,9 @@ class TrainConfig:
 
     ``threads`` sets torch's intra-op CPU threads (``null``: torch's default). Small
     models run fastest on one thread, and suffer most from a busy machine with more.
+    ``max_minutes`` is a wall-clock budget for this invocation (``null``: none): training
+    stops after the first iteration that ends past it, validating and checkpointing
+    there, and ``--resume`` continues the run.
     """
 
     iterations: int = 70000
@@ -40,8 +43,11 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None
     progress: bool = True
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
+        require(self.max_minutes is None or self.max_minutes > 0,
+                f"train.max_minutes must be null (no budget) or > 0; got {self.max_minutes}")
         for name in ("iterations", "meta_batch_size", "log_every", "val_every", "val_tasks", "checkpoint_every"):
             require(getattr(self, name) >= 1, f"train.{name} must be >= 1; got {getattr(self, name)}")
         require(self.meta_lr > 0, f"train.meta_lr must be > 0; got {self.meta_lr}")

@@ -59,6 +59,7 @@ class TrainState:
 
     iteration: int = 0
     best_val: float | None = None
+    out_of_time: bool = False
 
 
 def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, resume: bool = False) -> TrainState:
@@ -68,7 +69,9 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
     Iteration i meta-trains on the tasks drawn from ``generator_for(seed, "train", i)``,
     so a resumed run sees exactly the tasks of an uninterrupted one. Every
     ``checkpoint_every`` iterations (and at the end, and on Ctrl-C) ``last.pt`` is
-    written atomically; ``best.pt`` whenever the validation loss improves.
+    written atomically; ``best.pt`` whenever the validation loss improves. With
+    ``train.max_minutes``, the run ends early (``out_of_time``) after the first
+    iteration past the budget, validated and checkpointed as a last iteration is.
 
     Raises:
         TrainingError: the meta-loss or meta-gradient is not finite (the iteration is
@@ -86,6 +89,7 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not settings.progress,
                unit="it", dynamic_ncols=True, desc=config.name)
     window_start, window_iterations = time.perf_counter(), 0
+    deadline = None if settings.max_minutes is None else time.monotonic() + 60 * settings.max_minutes
     try:
         for iteration in range(state.iteration, settings.iterations):
             batch = tasks.sample(settings.meta_batch_size, k_shot=config.task.k_shot, n_query=config.task.n_query,
@@ -106,21 +110,25 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
             state.iteration = done = iteration + 1
             window_iterations += 1
             bar.update(1)
-            if done % settings.log_every == 0 or done == settings.iterations:
+            state.out_of_time = deadline is not None and time.monotonic() >= deadline and done < settings.iterations
+            last = done == settings.iterations or state.out_of_time
+            if done % settings.log_every == 0 or last:
                 elapsed = time.perf_counter() - window_start
                 tasks_per_s = window_iterations * settings.meta_batch_size / elapsed
                 log.write({"iteration": done, "meta_loss": meta_loss, "grad_norm": grad_norm,
                            "tasks_per_s": tasks_per_s})
                 bar.set_postfix(loss=f"{meta_loss:.4f}", tasks_s=f"{tasks_per_s:.0f}")
                 window_start, window_iterations = time.perf_counter(), 0
-            if done % settings.val_every == 0 or done == settings.iterations:
+            if done % settings.val_every == 0 or last:
                 val_loss = validation_loss(learner, val_batch)
                 log.write({"iteration": done, "val_loss": val_loss})
                 if state.best_val is None or val_loss < state.best_val:
                     state.best_val = val_loss
                     save_checkpoint(_checkpoint(config, state, learner, optimizer), files.best)
-            if done % settings.checkpoint_every == 0 or done == settings.iterations:
+            if done % settings.checkpoint_every == 0 or last:
                 save_checkpoint(_checkpoint(config, state, learner, optimizer), files.last)
+            if state.out_of_time:
+                break
     except KeyboardInterrupt:
         save_checkpoint(_checkpoint(config, state, learner, optimizer), files.last)
         raise
