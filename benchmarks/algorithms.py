@@ -2,7 +2,7 @@
 
     python benchmarks/algorithms.py [--suites sinusoid,conv4,memory] [--iters 20] [--warmup 3]
                                     [--threads 1] [--repeat 1] [--quick] [--out results.md] [--out results.json]
-    python benchmarks/algorithms.py --evaluate RUN_DIR [RUN_DIR ...] [--k-shot 5] [--out table.md]
+    python benchmarks/algorithms.py --evaluate RUN_DIR [RUN_DIR ...] [--k-shot K] [--out table.md]
 
 Suites:
   sinusoid  every algorithm with its ``sinusoid_<algo>`` preset (``sinusoid`` for MAML):
@@ -29,12 +29,12 @@ every cell N times, round-robin (so a burst of load hits all algorithms alike), 
 reports the run with the lowest median, with the spread of the medians.
 
 ``--evaluate`` scores trained run folders (``mamlkit train ... --runs-dir DIR``) with the
-protocol of ``mamlkit eval`` (the run's ``eval`` section: 600 seeded test tasks, 100 query
-points, mean ± 95% CI) for one K, from each run's best checkpoint, restoring the learner's
-own state (Meta-SGD's and LSLR's learned step sizes, per-step BatchNorm tensors) and
-adapting with the learner's own step sizes unless ``eval.inner_lr`` is set. It prints one
-table row per run: MSE before adaptation, after 1 step, after the run's training number of
-inner steps, and after ``eval.steps`` steps.
+protocol of ``mamlkit eval`` (the run's ``eval`` section: seeded test tasks, mean ± 95% CI)
+for one K (``--k-shot``, else the run's training K), from each run's best checkpoint, with
+the learner's own state (learned step sizes, per-step BatchNorm tensors). It prints one
+table row per run: iterations trained and their wall time (from ``metrics.jsonl``), then
+the MSE (regression) or accuracy (classification) before adaptation, after 1 step, after
+the run's training number of inner steps, and after ``eval.steps`` steps.
 
 This parent imports only the standard library; each child imports torch and mamlkit.
 """
@@ -71,8 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs of every cell, round-robin; the fastest is kept")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny batches, one iteration per cell")
     parser.add_argument("--out", action="append", default=[], help="write results to this .md or .json")
-    parser.add_argument("--evaluate", nargs="+", metavar="RUN_DIR", help="score trained sinusoid runs instead")
-    parser.add_argument("--k-shot", type=int, default=5, help="K of the --evaluate test tasks")
+    parser.add_argument("--evaluate", nargs="+", metavar="RUN_DIR", help="score trained runs instead")
+    parser.add_argument("--k-shot", type=int, help="K of the --evaluate test tasks (default: each run's task.k_shot)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -206,19 +206,15 @@ def _cpu_model() -> str:
 
 
 # -- scoring trained runs ------------------------------------------------------------------------
-def evaluate_runs(run_dirs: list[str], k_shot: int) -> str:
-    import time  # noqa: PLC0415
-
-    from mamlkit.evaluation import evaluate  # noqa: PLC0415
+def evaluate_runs(run_dirs: list[str], k_shot: int | None) -> str:
+    from mamlkit.evaluation import evaluate, format_score  # noqa: PLC0415
     from mamlkit.training import RunFiles, load_checkpoint, load_config  # noqa: PLC0415
     from mamlkit.training.build import build_model, build_task_source, task_loss  # noqa: PLC0415
     from mamlkit.training.learners import build_learner, restore_learner  # noqa: PLC0415
     from mamlkit.training.metrics import read_metrics  # noqa: PLC0415
     from mamlkit.training.seeding import generator_for  # noqa: PLC0415
 
-    rows = ["| run | algorithm | checkpoint | train time (s) | MSE, 0 steps | MSE, 1 step | "
-            "MSE, its training steps | MSE, {steps} steps |", "|---|---|---|---|---|---|---|---|"]
-    steps_shown = None
+    rows, metric = [], None
     for run_dir in run_dirs:
         files = RunFiles(Path(run_dir))
         config = load_config(str(files.config))
@@ -226,21 +222,25 @@ def evaluate_runs(run_dirs: list[str], k_shot: int) -> str:
         checkpoint = load_checkpoint(path)
         learner = restore_learner(build_learner(config, build_model(config), task_loss(config)), checkpoint)
         settings = config.eval
-        scores = evaluate(learner, build_task_source(config), k_shot=k_shot, n_query=settings.n_query,
+        k = config.task.k_shot if k_shot is None else k_shot
+        scores = evaluate(learner, build_task_source(config), k_shot=k, n_query=settings.n_query,
                           n_tasks=settings.tasks, steps=settings.steps, inner_lr=settings.inner_lr,
-                          generator=generator_for(settings.seed, "test", k_shot), batch_tasks=settings.batch_tasks)
-        mse = next(score for score in scores if score.metric == "mse")
-        records = read_metrics(files.metrics)
-        train_s = sum(settings_iterations / r["tasks_per_s"] * config.train.meta_batch_size
-                      for r, settings_iterations in _windows(records))
-        steps_shown = settings.steps
+                          generator=generator_for(settings.seed, "test", k), batch_tasks=settings.batch_tasks)
+        metric = "accuracy" if config.task.loss == "cross_entropy" else "mse"
+        score = next(score for score in scores if score.metric == metric)
+        iterations = sum(covered for _, covered in _windows(read_metrics(files.metrics)))
+        train_s = sum(covered / r["tasks_per_s"] * config.train.meta_batch_size
+                      for r, covered in _windows(read_metrics(files.metrics)))
         trained = min(config.algorithm.inner_steps, settings.steps)
-        cells = [f"{mse.mean[s]:.3f} ± {mse.ci95[s]:.3f}" for s in (0, 1, settings.steps)]
-        cells.insert(2, f"{mse.mean[trained]:.3f} ± {mse.ci95[trained]:.3f} ({trained})")
+        cells = [format_score(metric, score.mean[step], score.ci95[step]) for step in (0, 1, trained, settings.steps)]
+        cells[2:] = [f"{cells[2]} ({trained})", f"{cells[3]} ({settings.steps})"]
         rows.append(f"| {files.root.name} | {config.algorithm.name} | {path.name} (iteration "
-                    f"{checkpoint['iteration']}) | {train_s:.0f} | " + " | ".join(cells) + " |")
-    rows[0] = rows[0].replace("{steps}", str(steps_shown))
-    return "\n".join(rows) + "\n"
+                    f"{checkpoint['iteration']}) | {iterations} | {train_s:.0f} | "
+                    f"{1000 * train_s / max(iterations, 1):.0f} | " + " | ".join(cells) + " |")
+    name = {"accuracy": "accuracy", "mse": "MSE"}[metric]
+    header = (f"| run | algorithm | checkpoint | iterations | train time (s) | ms / iteration | {name}, 0 steps | "
+              f"{name}, 1 step | {name}, its training steps | {name}, eval.steps |")
+    return "\n".join([header, "|---|---|---|---:|---:|---:|---|---|---|---|", *rows]) + "\n"
 
 
 def _windows(records: list[dict]):

@@ -50,6 +50,23 @@ def test_adapt_writes_the_predictions_of_the_adapted_model(image_run, user_data,
     np.testing.assert_allclose([float(row[2]) for row in rows[1:]], probabilities.max(dim=-1).values, atol=1e-5)
 
 
+def test_invert_adapts_on_the_inverted_images(image_run, user_data, tmp_path, capsys):
+    support, query = user_data
+    inverted = tmp_path / "inverted"
+    for folder in (support, query):
+        for path in folder.rglob("*.png"):
+            target = inverted / path.relative_to(tmp_path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(255 - np.array(Image.open(path))).save(target)
+    outputs = []
+    for support_dir, query_dir, flags in ((support, query, []), (inverted / "support", inverted / "query", ["--invert"])):
+        out = tmp_path / f"predictions{len(outputs)}.csv"
+        assert main(["adapt", str(image_run), "--support", str(support_dir), "--query", str(query_dir),
+                     "--out", str(out), *flags]) == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
+
+
 def test_images_of_another_size_need_resize(image_run, tmp_path, capsys):
     support = image_folder(tmp_path / "support", ["dog", "cat"], size=(12, 10))
     query = image_folder(tmp_path / "q", ["only"], size=(12, 10)) / "only"

@@ -34,6 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--resize", action="store_true",
                         help="resize images to the model's input size (LANCZOS, aspect ratio ignored); "
                              "without it, images of another size are an error")
+    parser.add_argument("--invert", action="store_true",
+                        help="invert the images (255 - value) before use: Omniglot runs were meta-trained on "
+                             "light strokes on a dark background, so pass it for dark ink on light paper")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint to adapt (default: best; last if there is no best)")
     parser.set_defaults(run=run)
@@ -48,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
     support, query = _user_images(args, task)
     support_y = torch.repeat_interleave(torch.arange(support.n_classes), torch.from_numpy(support.class_sizes.copy()))
     steps = trained.config.eval.steps if args.steps is None else args.steps
-    adapted = trained.learner.adapt(images_to_tensor(support.images), support_y, steps=steps,
-                                    inner_lr=trained.eval_inner_lr)
-    probabilities = adapted(images_to_tensor(query.images)).softmax(dim=-1)  # (n_query, n_way)
+    support_x, query_x = (images_to_tensor(255 - images if args.invert else images)
+                          for images in (support.images, query.images))
+    adapted = trained.learner.adapt(support_x, support_y, steps=steps, inner_lr=trained.eval_inner_lr)
+    probabilities = adapted(query_x).softmax(dim=-1)  # (n_query, n_way)
     best, label = probabilities.max(dim=-1)
     rows = [(name, support.class_names[index], f"{probability:.6f}")
             for name, index, probability in zip(query.file_names, label.tolist(), best.tolist())]

@@ -28,13 +28,14 @@ def markdown_report(scores: Sequence[StepScores], protocol: dict[str, Any]) -> s
                   "| K | " + " | ".join(f"{step} steps" for step in range(n_steps)) + " |",
                   "|---" * (n_steps + 1) + "|"]
         for row in rows:
-            cells = [_cell(metric, m, c) for m, c in zip(row.mean, row.ci95)]
+            cells = [format_score(metric, m, c) for m, c in zip(row.mean, row.ci95)]
             lines.append(f"| {row.k_shot} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _cell(metric: str, mean: float, ci95: float) -> str:
+def format_score(metric: str, mean: float, ci95: float) -> str:
+    """``mean ± ci95`` as reports print it: accuracy in percent, other metrics to 3 decimals."""
     if metric == "accuracy":
         return f"{100 * mean:.2f} ± {100 * ci95:.2f}%"
     return f"{mean:.3f} ± {ci95:.3f}"
