@@ -17,7 +17,7 @@ ALLOWED = {
     "algorithms": {"algorithms", "core"},
     "training": {"training", "algorithms", "tasks", "models", "core", "data"},
     "evaluation": {"evaluation", "algorithms", "tasks", "models", "core", "data"},
-    "rl": {"rl", "core", "models", "algorithms"},
+    "rl": {"rl", "core", "models", "algorithms", "training", "evaluation"},  # trainer: schema, checkpoints, CI
     "cli": {"cli", "training", "evaluation", "algorithms", "tasks", "models", "core", "data", "rl", "configs"},
     "configs": set(),
 }

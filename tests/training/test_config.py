@@ -70,3 +70,14 @@ def test_bad_files(tmp_path):
     unknown.write_text("train:\n  iterations: 5\n  metalr: 0.1\n")
     with pytest.raises(ConfigError, match="did you mean 'meta_lr'"):
         load_config(str(unknown))
+
+
+def test_exponent_numbers_are_numbers_though_yaml_reads_them_as_strings():
+    assert load_config("sinusoid", ["train.meta_lr=1e-4"]).train.meta_lr == 1e-4
+    assert load_config("sinusoid", ["algorithm.inner_lr=2.5E-2"]).algorithm.inner_lr == 0.025
+
+
+@pytest.mark.parametrize("override", ["seed=-1", f"seed={2**70}", f"eval.seed={2**63}"])
+def test_seeds_torch_cannot_take_are_config_errors(override):
+    with pytest.raises(ConfigError, match="seed must be an integer in"):
+        load_config("sinusoid", [override])

@@ -20,6 +20,7 @@ from mamlkit.core import (
     BATCH_NORM_MODES,
     BatchNormIn,
     BatchNormMode,
+    BatchNormModeError,
     InnerLR,
     InnerSpec,
     Params,
@@ -115,6 +116,7 @@ class MAML:
         self.eval_batch_norm: BatchNormMode = batch_norm
         self.iteration = 0
         self._own: dict[str, Tensor] = {}
+        self._accepted: dict[tuple, int] = {}  # batch signature -> the model's output width
 
     # -- the meta-objective ------------------------------------------------------------
     def meta_loss(self, batch: TaskBatch) -> Tensor:
@@ -290,7 +292,36 @@ class MAML:
                 TaskModel(self.model, self.loss, "vmap", self.batch_norm), batch, adapting, shared)
         module, prefix = self._modules()
         batch_norm = self.eval_batch_norm if evaluation else self.batch_norm
+        self._check_model_accepts(batch, adapting, shared, batch_norm)
         return TaskModel(module, self.loss, self.vectorize_used, batch_norm, frozen_prefix=prefix)
+
+    def _check_model_accepts(self, batch: TaskBatch, adapting: Params, shared: Params,
+                             batch_norm: BatchNormMode) -> None:
+        """Raise ``TaskBatchError`` when the model cannot take ``batch``'s inputs, or its class
+        labels lie outside the model's outputs, before anything runs over all the tasks.
+
+        The model runs once, on the first task's support set, per new shape and dtype of
+        the inputs; the label range is checked on every call (cross-entropy only).
+        """
+        signature = (tuple(batch.support_x.shape[2:]), batch.support_x.dtype, batch.support_x.device)
+        if signature not in self._accepted:
+            try:
+                with BatchNormIn(batch_norm), torch.no_grad():
+                    out = functional_call(self.model, {**shared, **adapting}, (batch.support_x[0],))
+            except (BatchNormModeError, SpecError):
+                raise
+            except (RuntimeError, ValueError, TypeError, IndexError) as error:
+                raise TaskBatchError(
+                    f"the model cannot take support_x[0] ({tuple(batch.support_x[0].shape)}, "
+                    f"{batch.support_x.dtype}): {str(error).splitlines()[0]}") from None
+            self._accepted[signature] = out.shape[-1] if out.dim() >= 2 else 1
+        if self.loss_name == "cross_entropy":
+            n_classes = self._accepted[signature]
+            for name, y in (("support_y", batch.support_y), ("query_y", batch.query_y)):
+                low, high = int(y.min()), int(y.max())
+                if low < 0 or high >= n_classes:
+                    raise TaskBatchError(f"{name} holds class labels {low}..{high}, but the model outputs "
+                                         f"{n_classes} logits: labels must lie in 0..{n_classes - 1}")
 
 
 class AdaptedModel:

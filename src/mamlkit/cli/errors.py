@@ -1,9 +1,12 @@
 """The errors that are the user's to fix: printed as one line, never as a traceback."""
 
+import sys
+
 from mamlkit.core import BatchNormModeError, SpecError, TaskBatchError
 from mamlkit.data import DataError
 from mamlkit.tasks import SamplerError
 from mamlkit.training import CheckpointError, ConfigError, TrainingError
+from mamlkit.training.distributed import DistributedError, launch_rank
 
 
 class RunDirError(ValueError):
@@ -15,5 +18,14 @@ class AdaptInputError(ValueError):
     (too many classes, the wrong size), or an output file that cannot be written."""
 
 
-USER_ERRORS = (AdaptInputError, BatchNormModeError, CheckpointError, ConfigError, DataError, RunDirError,
-               SamplerError, SpecError, TaskBatchError, TrainingError)
+USER_ERRORS = (AdaptInputError, BatchNormModeError, CheckpointError, ConfigError, DataError, DistributedError,
+               RunDirError, SamplerError, SpecError, TaskBatchError, TrainingError)
+
+
+def print_problem(message: object, *, kind: str = "error") -> None:
+    """Print ``mamlkit: KIND: MESSAGE`` as one line on stderr; under ``torchrun``, processes
+    other than rank 0 say which rank they are."""
+    rank = launch_rank()
+    where = f"[rank {rank}] " if rank else ""
+    text = " ".join(str(message).split())
+    print(f"mamlkit: {kind}: {where}{text}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mamlkit.cli import rl_command
 from mamlkit.cli.run_files import load_trained
 from mamlkit.evaluation import evaluate, write_report
 from mamlkit.evaluation.plots import plot_learning_curve, plot_sinusoid_fits, plot_step_scores
@@ -27,6 +28,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if rl_command.handles_eval(args):  # MAML-TRPO run folders
+        return rl_command.evaluate(args)
     trained = load_trained(args.run_dir, args.overrides, args.checkpoint)
     config, learner, files = trained.config, trained.learner, trained.files
     tasks = build_task_source(config)

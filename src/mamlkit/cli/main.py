@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from mamlkit.cli import adapt_command, data_command, evaluate_command, train_command
-from mamlkit.cli.errors import USER_ERRORS
+from mamlkit.cli.errors import USER_ERRORS, print_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except USER_ERRORS as error:
-        print(f"mamlkit: error: {error}", file=sys.stderr)
+        print_problem(error)
         return 2
     except KeyboardInterrupt:
         print("mamlkit: interrupted", file=sys.stderr)

@@ -2,5 +2,6 @@
 
 from mamlkit.models.conv4 import conv4
 from mamlkit.models.mlp import mlp
+from mamlkit.models.policy import GaussianMLPPolicy
 
-__all__ = ["conv4", "mlp"]
+__all__ = ["GaussianMLPPolicy", "conv4", "mlp"]

@@ -1,13 +1,19 @@
-"""Checkpoints written atomically and read without executing code.
+"""Checkpoints written atomically, kept one generation back, and read without executing code.
 
-A checkpoint is a dict of tensors and plain data saved by ``torch.save``; it is
-written to a temporary file in the same folder, flushed, fsync'd, then renamed over
-the old one, so a crash leaves either the old or the new file, never a torn one.
-It is read with ``torch.load(weights_only=True)``: opening it runs no code from it.
+A checkpoint is a dict of tensors and plain data saved by ``torch.save``. It is
+serialised in memory, written to a temporary file in the same folder, flushed,
+fsync'd, then renamed over the old one, so a crash leaves either the old or the new
+file, never a torn one; a failed write (a full disk) removes the temporary file and
+leaves the old checkpoint as it was. With ``previous=``, the old file is first
+renamed to ``previous``, once the new one is complete, so that a checkpoint damaged
+after it was written (a bad disk, a copy cut short) still has a predecessor to
+resume from. It is read with ``torch.load(weights_only=True)``: opening it runs no
+code from it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import tempfile
@@ -18,27 +24,45 @@ import torch
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable or not one of ours."""
+    """A checkpoint that is missing, unreadable, not one of ours, or cannot be written."""
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def save_checkpoint(state: dict[str, Any], path: Path, *, previous: Path | None = None) -> None:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync folder).
+
+    Args:
+        state: tensors and plain data (what ``torch.load(weights_only=True)`` reads back).
+        path: the checkpoint file; its folder is created if missing.
+        previous: where the checkpoint ``path`` held until now goes, once the new one
+            is on disk (``None``: it is replaced).
+
+    Raises:
+        CheckpointError: the file cannot be written (e.g. the disk is full); the
+            message names ``path``. The old checkpoint is intact and no temporary
+            file is left.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    temp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
+            file.write(buffer.getbuffer())
             file.flush()
             os.fsync(file.fileno())
+        if previous is not None and path.exists():
+            os.replace(path, previous)
         os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
+        temp_name = None
+        _fsync_folder(path.parent)
+    except OSError as error:
+        raise CheckpointError(f"cannot write the checkpoint {path}: {error.strerror or error}; free disk space "
+                              f"(it needs about {buffer.getbuffer().nbytes / 2**20:.1f} MiB) or fix the "
+                              "folder's permissions, then resume") from None
     finally:
-        os.close(directory)
+        if temp_name is not None:
+            Path(temp_name).unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -58,3 +82,43 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "iteration" not in state:
         raise CheckpointError(f"{path} is not a mamlkit checkpoint")
     return state
+
+
+def load_checkpoint_or_previous(path: Path, previous: Path) -> tuple[dict[str, Any], str | None]:
+    """The checkpoint ``path``, or ``previous`` when ``path`` is missing or unreadable.
+
+    Returns:
+        (the checkpoint, ``None``) when ``path`` loads; else (the previous checkpoint,
+        a one-line note saying what was wrong with ``path`` and what is used instead).
+
+    Raises:
+        CheckpointError: neither loads; the message says why for both.
+    """
+    try:
+        return load_checkpoint(path), None
+    except CheckpointError as latest:
+        try:
+            state = load_checkpoint(previous)
+        except CheckpointError as older:
+            raise CheckpointError(f"{latest}; and the previous one: {older}") from None
+        return state, f"{latest}; using the previous checkpoint {previous} (iteration {state['iteration']})"
+
+
+def remove_temporaries(path: Path) -> None:
+    """Delete the temporary files that a process killed inside ``save_checkpoint(..., path)``
+    left behind. Only call this where nothing else is writing ``path``."""
+    if path.parent.is_dir():
+        for temp in path.parent.glob(f"{_temp_prefix(path)}*.tmp"):
+            temp.unlink(missing_ok=True)
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _fsync_folder(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
@@ -20,6 +20,10 @@ from mamlkit.training.algorithm_config import AlgorithmConfig
 from mamlkit.training.model_configs import MLPConfig, ModelConfig
 from mamlkit.training.schema import ConfigError, from_mapping, require, set_dotted, to_mapping
 from mamlkit.training.task_configs import SinusoidTaskConfig, TaskConfig
+
+
+MAX_THREADS = 1024
+"""The most intra-op threads ``train.threads`` may ask for."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,9 @@ class TrainConfig:
     ``max_minutes`` is a wall-clock budget for this invocation (``null``: none): training
     stops after the first iteration that ends past it, validating and checkpointing
     there, and ``--resume`` continues the run.
+    ``nonfinite`` says what a NaN or infinite meta-loss or meta-gradient does: ``stop``
+    training, naming the iteration, or ``skip`` that iteration's update (counted in
+    ``metrics.jsonl``), stopping only after ``max_consecutive_skips`` skips in a row.
     """
 
     iterations: int = 70000
@@ -44,17 +51,24 @@ class TrainConfig:
     threads: int | None = None
     progress: bool = True
     max_minutes: float | None = None
+    nonfinite: Literal["stop", "skip"] = "stop"
+    max_consecutive_skips: int = 10
 
     def __post_init__(self) -> None:
+        require(self.max_consecutive_skips >= 1,
+                f"train.max_consecutive_skips must be >= 1; got {self.max_consecutive_skips}")
+        require(self.nonfinite == "skip" or self.max_consecutive_skips == TrainConfig.max_consecutive_skips,
+                "train.max_consecutive_skips counts skipped updates: it needs train.nonfinite=skip; "
+                f"got train.nonfinite={self.nonfinite!r}")
         require(self.max_minutes is None or self.max_minutes > 0,
                 f"train.max_minutes must be null (no budget) or > 0; got {self.max_minutes}")
         for name in ("iterations", "meta_batch_size", "log_every", "val_every", "val_tasks", "checkpoint_every"):
             require(getattr(self, name) >= 1, f"train.{name} must be >= 1; got {getattr(self, name)}")
         require(self.meta_lr > 0, f"train.meta_lr must be > 0; got {self.meta_lr}")
-        require(self.threads is None or self.threads >= 1,
-                f"train.threads must be null (torch's default) or >= 1; got {self.threads}")
-        require(re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device) is not None,
-                f"train.device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {self.device!r}")
+        require(self.threads is None or 1 <= self.threads <= MAX_THREADS,
+                f"train.threads must be null (torch's default) or 1..{MAX_THREADS}; got {self.threads}")
+        require(re.fullmatch(r"cpu|cuda(:\d{1,2})?|mps", self.device) is not None,
+                f"train.device must be 'cpu', 'cuda', 'cuda:N' (N < 100) or 'mps'; got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,8 @@ class Config:
     def __post_init__(self) -> None:
         require(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) is not None,
                 f"name must use letters, digits, '_', '-' or '.' only (it names the run folder); got {self.name!r}")
+        for where, seed in (("seed", self.seed), ("eval.seed", self.eval.seed)):
+            require(0 <= seed < 2**63, f"{where} must be an integer in [0, 2**63); got {seed}")
 
 
 def preset_names() -> list[str]:
@@ -114,7 +130,10 @@ def read_config_data(source: str) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ConfigError(f"config file {source!r} not found")
-        text = path.read_text()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {source!r} cannot be read as UTF-8 text: {error}") from None
     else:
         if source not in preset_names():
             raise ConfigError(

@@ -25,20 +25,24 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """All records of a metrics file (a torn last line, from a crash, is skipped)."""
+    """All records of a metrics file; a line that is not a whole JSON record (the torn last
+    line of a process killed while writing it) is skipped."""
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 
 def truncate_metrics(path: Path, last_iteration: int) -> None:
-    """Drop records after ``last_iteration`` (logged after the checkpoint a run resumes from)."""
+    """Drop records after ``last_iteration`` (logged after the checkpoint a run resumes from),
+    and torn lines, rewriting the file atomically."""
     kept = [r for r in read_metrics(path) if r.get("iteration", 0) <= last_iteration]
     temp = path.with_suffix(".jsonl.tmp")
     temp.write_text("".join(json.dumps(r) + "\n" for r in kept))

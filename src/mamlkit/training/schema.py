@@ -9,6 +9,7 @@ annotation, and lets ``cls.__post_init__`` check ranges. Every failure is a
 from __future__ import annotations
 
 import dataclasses
+import re
 import difflib
 import math
 import types
@@ -45,6 +46,10 @@ def unknown_key_message(path: str, key: str, valid: typing.Iterable[str]) -> str
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown key {path!r}: {hint}valid keys here: {', '.join(valid)}"
+
+
+EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""A number in exponent notation, such as 1e-4, which YAML 1.1 leaves a string."""
 
 
 def convert(annotation: Any, value: Any, where: str) -> Any:
@@ -87,7 +92,9 @@ def convert(annotation: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be an integer; got {value!r}")
         return value
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, str) and EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _is_finite(value):
             raise ConfigError(f"{where} must be a finite number; got {value!r}")
         return float(value)
     if annotation is str:
@@ -101,7 +108,7 @@ def choose_kind(options: list[type], value: Any, where: str) -> type:
     """The dataclass among ``options`` whose ``kind`` default equals ``value["kind"]``."""
     kinds = {f.default: option for option in options for f in dataclasses.fields(option) if f.name == "kind"}
     kind = value.get("kind", next(iter(kinds))) if isinstance(value, Mapping) else None
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         raise ConfigError(f"{where}.kind must be one of {', '.join(map(repr, kinds))}; got {kind!r}")
     return kinds[kind]
 
@@ -158,6 +165,14 @@ def _section_types(schema: type, node: Mapping[str, Any]) -> dict[str, Any]:
         else:
             result[f.name] = choose_kind(sections, node.get(f.name, {}), f.name)
     return result
+
+
+def _is_finite(number: int | float) -> bool:
+    """Whether ``number`` is a finite float (an int too large for a float is not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _join(where: str, key: str) -> str:

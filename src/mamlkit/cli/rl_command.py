@@ -1,0 +1,125 @@
+"""``mamlkit train`` and ``mamlkit eval`` for RL configs and run folders (MAML-TRPO, ``mamlkit.rl``).
+
+``train_command`` and ``evaluate_command`` hand over whatever ``handles_train`` or
+``handles_eval`` accepts: configs with an ``env`` section, and the run folders they made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+
+import torch
+import yaml
+
+from mamlkit.cli.errors import RunDirError
+from mamlkit.rl.build import build_env, build_learner
+from mamlkit.rl.config import RLConfig, is_rl_config, load_rl_config, rl_config_to_data
+from mamlkit.rl.env import TaskEnv
+from mamlkit.rl.evaluation import adaptation_returns, markdown_table, summarize
+from mamlkit.rl.plots import plot_navigation, plot_training_returns
+from mamlkit.rl.training import restore_policy, train_rl
+from mamlkit.training import ConfigError, RunFiles
+from mamlkit.training.config import read_config_data
+from mamlkit.training.metrics import read_metrics
+from mamlkit.training.seeding import generator_for
+
+
+def handles_train(args: argparse.Namespace) -> bool:
+    """Whether ``mamlkit train``'s config (or the run folder to resume) is an RL one."""
+    source = RunFiles(args.resume).config if args.resume is not None else args.config
+    return source is not None and _is_rl_source(str(source))
+
+
+def handles_eval(args: argparse.Namespace) -> bool:
+    """Whether ``mamlkit eval``'s run folder holds an RL run."""
+    return _is_rl_source(str(RunFiles(args.run_dir).config))
+
+
+def train(args: argparse.Namespace) -> int:
+    """Meta-train with MAML-TRPO; the arguments are ``mamlkit train``'s."""
+    if args.resume is not None:
+        files = RunFiles(args.resume)
+        config = load_rl_config(str(files.config), ([args.config] if args.config else []) + args.overrides)
+    else:
+        config = load_rl_config(args.config, args.overrides)
+        files = RunFiles(args.runs_dir / config.name)
+        _new_run_dir(files, overwrite=args.overwrite)
+    files.config.write_text(yaml.safe_dump(rl_config_to_data(config), sort_keys=False))
+    learner = build_learner(config, _threads_and_env(config))
+    try:
+        state = train_rl(learner, config, files, resume=args.resume is not None)
+    except KeyboardInterrupt:
+        print(f"mamlkit: interrupted; progress saved in {files.last}. Continue with: "
+              f"mamlkit train --resume {files.root}", file=sys.stderr)
+        return 130
+    if state.out_of_time:
+        print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
+              f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
+    print(f"trained {state.iteration} iterations; run folder {files.root}")
+    print(f"evaluate with: mamlkit eval {files.root}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Returns after 0..len(eval.inner_lrs) adaptation steps on fixed seeded test tasks, 95% CI.
+
+    Writes RUN_DIR/eval/results.{json,md}, the training curve and, for 2D navigation, the
+    trajectories before and after adaptation. RL runs keep one checkpoint, ``last.pt``.
+    """
+    files = RunFiles(args.run_dir)
+    config = load_rl_config(str(files.config), args.overrides)
+    env = _threads_and_env(config)
+    learner = build_learner(config, env)
+    iteration = restore_policy(learner, files.last)
+    settings = config.eval
+    tasks = env.sample_tasks(settings.tasks, generator_for(settings.seed, "test"))
+    result = adaptation_returns(learner, tasks, settings.inner_lrs, settings.trajectories,
+                                generator_for(settings.seed, "test", 1))
+    rows = summarize(result.returns, settings.inner_lrs)
+    protocol = {"checkpoint": f"last.pt (iteration {iteration})", "environment": config.env.kind,
+                "test tasks": settings.tasks, "trajectories per task and step": settings.trajectories,
+                "step sizes": list(settings.inner_lrs), "seed": settings.seed}
+    out = files.root / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"protocol": protocol, "results": rows}, indent=2) + "\n")
+    (out / "results.md").write_text(f"# {config.name}\n\n" + markdown_table(rows, protocol))
+    figures = [out / "training_returns.png"]
+    plot_training_returns(read_metrics(files.metrics), figures[0], title=config.name)
+    if config.env.kind == "navigation_2d" and settings.plot_tasks:
+        figures.append(out / "navigation_trajectories.png")
+        plot_navigation(tasks, result.episodes, figures[-1], n_panels=settings.plot_tasks)
+    print((out / "results.md").read_text())
+    print("written: " + ", ".join(str(path) for path in [out / "results.json", out / "results.md", *figures]))
+    return 0
+
+
+def _new_run_dir(files: RunFiles, *, overwrite: bool) -> None:
+    """Create the run folder; an existing one only with ``overwrite`` (it is replaced)."""
+    if files.root.exists():
+        if not overwrite:
+            raise RunDirError(f"run folder {files.root} exists: resume it with `mamlkit train --resume "
+                              f"{files.root}`, choose another name=..., or pass --overwrite")
+        shutil.rmtree(files.root)
+    try:
+        files.root.mkdir(parents=True)
+    except OSError as error:
+        raise RunDirError(f"cannot create the run folder {files.root}: {error.strerror or error}; "
+                          "choose another --runs-dir") from None
+
+
+def _is_rl_source(source: str) -> bool:
+    try:
+        return is_rl_config(read_config_data(source))
+    except ConfigError:
+        return False  # the supervised path reports the problem
+
+
+def _threads_and_env(config: RLConfig) -> TaskEnv:
+    """Apply ``train.threads`` (torch's CPU threads), as training did; build the environment."""
+    if config.train.threads is not None:
+        torch.set_num_threads(config.train.threads)
+    return build_env(config)
+

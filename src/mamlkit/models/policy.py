@@ -1,0 +1,53 @@
+"""The Gaussian MLP policy of MAML's reinforcement-learning experiments (Finn et al. 2017, section 5.3).
+
+A network maps an observation to the mean of a diagonal Gaussian over actions; the
+log standard deviation is a learned vector that does not depend on the state. Both
+adapt in the inner loop.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mamlkit.models.mlp import mlp
+
+
+class GaussianMLPPolicy(nn.Module):
+    """π(a | s) = N(μ(s), diag(σ²)): μ an MLP with ReLU, log σ a state-independent parameter.
+
+    The forward pass returns the mean and the log standard deviation side by side, so that
+    the policy is one module with one output, as the inner loop of ``mamlkit.core`` expects.
+
+    Args:
+        obs_dim: observation size.
+        act_dim: action size.
+        hidden: widths of the hidden layers (the paper: 100, 100).
+        init_std: σ at initialisation, > 0.
+
+    Shapes: observations (n, obs_dim) -> (n, 2 · act_dim): ``[..., :act_dim]`` the mean,
+    ``[..., act_dim:]`` log σ.
+
+    Example:
+        >>> policy = GaussianMLPPolicy(2, 2)
+        >>> policy(torch.zeros(5, 2)).shape
+        torch.Size([5, 4])
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (100, 100), *,
+                 init_std: float = 1.0) -> None:
+        super().__init__()
+        if obs_dim < 1 or act_dim < 1:
+            raise ValueError(f"GaussianMLPPolicy needs obs_dim and act_dim >= 1; got {obs_dim}, {act_dim}")
+        if not (math.isfinite(init_std) and init_std > 0):
+            raise ValueError(f"GaussianMLPPolicy init_std must be a finite number > 0; got {init_std}")
+        self.act_dim = act_dim
+        self.mean = mlp(obs_dim, hidden, act_dim)
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        mean = self.mean(obs)
+        return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)

@@ -1,0 +1,45 @@
+"""Building the environment, policy and meta-learner an ``RLConfig`` describes."""
+
+from __future__ import annotations
+
+import torch
+
+from mamlkit.models import GaussianMLPPolicy
+from mamlkit.rl.config import RLConfig
+from mamlkit.rl.env import EnvError, TaskEnv
+from mamlkit.rl.maml_trpo import MAMLTRPO, PolicyGradientSettings
+from mamlkit.rl.navigation import Navigation2D
+from mamlkit.rl.trpo import TRPOSettings
+from mamlkit.training.schema import ConfigError
+
+
+def build_env(config: RLConfig) -> TaskEnv:
+    """The batched environment of ``config.env``."""
+    kind, horizon = config.env.kind, config.env.horizon
+    if kind == "navigation_2d":
+        return Navigation2D(horizon=horizon)
+    from mamlkit.rl.halfcheetah import HalfCheetahDir, HalfCheetahVel
+
+    try:
+        return HalfCheetahVel(horizon=horizon) if kind == "halfcheetah_vel" else HalfCheetahDir(horizon=horizon)
+    except EnvError as error:  # the rl extra is missing
+        raise ConfigError(f"env.kind {kind!r}: {error}") from None
+
+
+def build_learner(config: RLConfig, env: TaskEnv) -> MAMLTRPO:
+    """A freshly initialised policy inside its MAML-TRPO learner; the initial weights depend
+    only on ``config.seed`` (torch's global generator is left as it was)."""
+    algorithm, trpo = config.algorithm, config.trpo
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        policy = GaussianMLPPolicy(env.obs_dim, env.act_dim, config.policy.hidden, init_std=config.policy.init_std)
+    return MAMLTRPO(
+        policy, env, inner_lr=algorithm.inner_lr, first_order=algorithm.first_order,
+        pg=PolicyGradientSettings(n_traj=algorithm.trajectories, gamma=algorithm.gamma,
+                                  gae_lambda=algorithm.gae_lambda,
+                                  normalize_advantages=algorithm.normalize_advantages,
+                                  baseline_reg=algorithm.baseline_reg),
+        trpo=TRPOSettings(max_kl=trpo.max_kl, cg_iters=trpo.cg_iters, cg_damping=trpo.cg_damping,
+                          backtrack_ratio=trpo.backtrack_ratio, max_backtracks=trpo.max_backtracks),
+        vectorize=algorithm.vectorize,
+    )

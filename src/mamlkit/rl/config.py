@@ -1,0 +1,172 @@
+"""The RL experiment config: sections ``env``, ``policy``, ``algorithm``, ``trpo``, ``train``, ``eval``.
+
+Validated like the supervised config (``mamlkit.training.schema``): an unknown key names
+the closest valid one, a bad value says what is allowed. A config is an RL config when
+it has an ``env`` section (``is_rl_config``); the CLI hands those to ``mamlkit.cli.rl_command``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+
+from mamlkit.training.config import read_config_data
+from mamlkit.training.schema import ConfigError, from_mapping, require, set_dotted, to_mapping
+
+ENV_KINDS = ("navigation_2d", "halfcheetah_vel", "halfcheetah_dir")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The task distribution: ``navigation_2d`` (goals in [−0.5, 0.5]², horizon 100),
+    ``halfcheetah_vel`` (target velocity U[0, 2]) or ``halfcheetah_dir`` (±1), horizon 200."""
+
+    kind: Literal["navigation_2d", "halfcheetah_vel", "halfcheetah_dir"] = "navigation_2d"
+    horizon: int = 100
+
+    def __post_init__(self) -> None:
+        require(self.horizon >= 1, f"env.horizon must be >= 1; got {self.horizon}")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The Gaussian MLP policy: hidden widths (the paper: 100, 100, ReLU) and the initial σ."""
+
+    hidden: tuple[int, ...] = (100, 100)
+    init_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        require(all(width >= 1 for width in self.hidden),
+                f"policy.hidden must list layer widths >= 1; got {list(self.hidden)}")
+        require(self.init_std > 0, f"policy.init_std must be > 0; got {self.init_std}")
+
+
+@dataclass(frozen=True)
+class RLAlgorithmConfig:
+    """The inner policy-gradient step: α, order, trajectories per task, returns and advantages,
+    and how the core maps the policy over tasks there (see ``mamlkit.rl.MAMLTRPO``)."""
+
+    inner_lr: float = 0.1
+    first_order: bool = False
+    trajectories: int = 20
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    normalize_advantages: bool = True
+    baseline_reg: float = 1e-5
+    vectorize: Literal["vmap", "loop"] = "loop"
+
+    def __post_init__(self) -> None:
+        require(self.inner_lr > 0, f"algorithm.inner_lr must be > 0; got {self.inner_lr}")
+        require(self.trajectories >= 1, f"algorithm.trajectories must be >= 1; got {self.trajectories}")
+        require(0 < self.gamma <= 1, f"algorithm.gamma must lie in (0, 1]; got {self.gamma}")
+        require(0 <= self.gae_lambda <= 1, f"algorithm.gae_lambda must lie in [0, 1]; got {self.gae_lambda}")
+        require(self.baseline_reg > 0, f"algorithm.baseline_reg must be > 0; got {self.baseline_reg}")
+
+
+@dataclass(frozen=True)
+class TRPOConfig:
+    """The TRPO meta-update: KL bound, conjugate gradient, backtracking line search."""
+
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 0.01
+    backtrack_ratio: float = 0.5
+    max_backtracks: int = 15
+
+    def __post_init__(self) -> None:
+        require(self.max_kl > 0, f"trpo.max_kl must be > 0; got {self.max_kl}")
+        require(self.cg_iters >= 1, f"trpo.cg_iters must be >= 1; got {self.cg_iters}")
+        require(self.cg_damping >= 0, f"trpo.cg_damping must be >= 0; got {self.cg_damping}")
+        require(0 < self.backtrack_ratio < 1, f"trpo.backtrack_ratio must lie in (0, 1); got {self.backtrack_ratio}")
+        require(self.max_backtracks >= 1, f"trpo.max_backtracks must be >= 1; got {self.max_backtracks}")
+
+
+@dataclass(frozen=True)
+class RLTrainConfig:
+    """The meta-training loop. ``max_minutes``: a wall-clock budget (null: none), after which
+    training stops with a checkpoint that ``--resume`` continues. ``threads``: torch's CPU threads."""
+
+    iterations: int = 500
+    meta_batch_size: int = 20
+    checkpoint_every: int = 10
+    threads: int | None = 1
+    progress: bool = True
+    max_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "meta_batch_size", "checkpoint_every"):
+            require(getattr(self, name) >= 1, f"train.{name} must be >= 1; got {getattr(self, name)}")
+        require(self.threads is None or self.threads >= 1,
+                f"train.threads must be null (torch's default) or >= 1; got {self.threads}")
+        require(self.max_minutes is None or self.max_minutes > 0,
+                f"train.max_minutes must be null (no budget) or > 0; got {self.max_minutes}")
+
+
+@dataclass(frozen=True)
+class RLEvalConfig:
+    """The test protocol: ``tasks`` fixed seeded tasks, the return before adaptation and after
+    each step, step k using ``inner_lrs[k]`` and fresh trajectories of the policy it adapts
+    (the paper: 0.1, then 0.05). ``trajectories`` per task and step; ``plot_tasks`` 2D-nav panels."""
+
+    tasks: int = 40
+    inner_lrs: tuple[float, ...] = (0.1, 0.05, 0.05)
+    trajectories: int = 20
+    seed: int = 2017
+    plot_tasks: int = 4
+
+    def __post_init__(self) -> None:
+        require(self.tasks >= 2, f"eval.tasks must be >= 2 (a confidence interval needs two); got {self.tasks}")
+        require(len(self.inner_lrs) >= 1 and all(lr > 0 for lr in self.inner_lrs),
+                f"eval.inner_lrs must be a non-empty list of step sizes > 0; got {list(self.inner_lrs)}")
+        require(self.trajectories >= 1, f"eval.trajectories must be >= 1; got {self.trajectories}")
+        require(self.plot_tasks >= 0, f"eval.plot_tasks must be >= 0; got {self.plot_tasks}")
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """A whole MAML-TRPO experiment."""
+
+    name: str = "rl_navigation"
+    seed: int = 0
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    algorithm: RLAlgorithmConfig = field(default_factory=RLAlgorithmConfig)
+    trpo: TRPOConfig = field(default_factory=TRPOConfig)
+    train: RLTrainConfig = field(default_factory=RLTrainConfig)
+    eval: RLEvalConfig = field(default_factory=RLEvalConfig)
+
+    def __post_init__(self) -> None:
+        require(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) is not None,
+                f"name must use letters, digits, '_', '-' or '.' only (it names the run folder); got {self.name!r}")
+
+
+def is_rl_config(data: Mapping[str, Any]) -> bool:
+    """Whether raw config data (from ``read_config_data``) describes an RL experiment."""
+    return "env" in data
+
+
+def load_rl_config(source: str, overrides: Sequence[str] = ()) -> RLConfig:
+    """The validated RL config of a preset name or YAML file, with ``key=value`` overrides."""
+    return rl_config_from_data(read_config_data(source), overrides)
+
+
+def rl_config_from_data(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RLConfig:
+    result = copy.deepcopy(dict(data))
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r} must look like section.key=value, e.g. train.iterations=50")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        set_dotted(RLConfig, result, key, value)
+    return from_mapping(RLConfig, result, "")
+
+
+def rl_config_to_data(config: RLConfig) -> dict[str, Any]:
+    return to_mapping(config)

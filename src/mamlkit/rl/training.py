@@ -1,0 +1,108 @@
+"""The MAML-TRPO meta-training loop: progress bar, metrics, atomic checkpoints, exact resume.
+
+Iteration i draws its tasks and all its sampling noise from ``generator_for(seed, "train", i)``,
+and TRPO keeps no optimiser state, so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mamlkit.rl.config import RLConfig, rl_config_to_data
+from mamlkit.rl.maml_trpo import MAMLTRPO
+from mamlkit.training import RunFiles, TrainingError, load_checkpoint, save_checkpoint
+from mamlkit.training.metrics import MetricsLog, truncate_metrics
+from mamlkit.training.seeding import generator_for
+
+CHECKPOINT_FORMAT = "mamlkit-rl-1"
+
+
+@dataclass
+class RLTrainState:
+    """Completed iterations, and whether ``train.max_minutes`` ended the run early."""
+
+    iteration: int = 0
+    out_of_time: bool = False
+
+
+def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bool = False) -> RLTrainState:
+    """Meta-train ``learner.policy`` for ``config.train.iterations`` TRPO meta-updates.
+
+    Each iteration logs to ``metrics.jsonl`` the mean return before and after adaptation
+    (over the meta-batch's tasks), the surrogate loss before and after the update, its KL,
+    the line-search trial, and the iteration's wall time (of which sampling). ``last.pt`` is
+    written atomically every ``checkpoint_every`` iterations, at the end, at the time budget
+    and on Ctrl-C.
+
+    Raises:
+        TrainingError: the surrogate is not finite (the iteration is named; nothing saved from it).
+    """
+    settings = config.train
+    state = RLTrainState()
+    if resume:
+        state.iteration = restore_policy(learner, files.last)
+        truncate_metrics(files.metrics, state.iteration)
+    log = MetricsLog(files.metrics)
+    bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not settings.progress, unit="it",
+               dynamic_ncols=True, desc=config.name)
+    deadline = None if settings.max_minutes is None else time.monotonic() + 60 * settings.max_minutes
+    try:
+        for iteration in range(state.iteration, settings.iterations):
+            start = time.perf_counter()
+            generator = generator_for(config.seed, "train", iteration)
+            meta_batch = learner.sample(learner.env.sample_tasks(settings.meta_batch_size, generator), generator)
+            sampled = time.perf_counter()
+            result = learner.meta_step(meta_batch)
+            if not math.isfinite(result.loss_before):
+                raise TrainingError(f"iteration {iteration + 1}: the surrogate loss is {result.loss_before}; "
+                                    f"stopped before updating the policy. {files.last} is intact.")
+            state.iteration = done = iteration + 1
+            record = {"iteration": done, "pre_return": meta_batch.pre_returns.mean().item(),
+                      "post_return": meta_batch.post_returns.mean().item(), "loss_before": result.loss_before,
+                      "loss_after": result.loss_after, "kl": result.kl_after, "backtracks": result.backtracks,
+                      "seconds": time.perf_counter() - start, "sample_seconds": sampled - start}
+            log.write(record)
+            bar.update(1)
+            bar.set_postfix(pre=f"{record['pre_return']:.1f}", post=f"{record['post_return']:.1f}")
+            state.out_of_time = deadline is not None and time.monotonic() >= deadline and done < settings.iterations
+            if done % settings.checkpoint_every == 0 or done == settings.iterations or state.out_of_time:
+                save_checkpoint(rl_checkpoint(config, state, learner), files.last)
+            if state.out_of_time:
+                break
+    except KeyboardInterrupt:
+        save_checkpoint(rl_checkpoint(config, state, learner), files.last)
+        raise
+    finally:
+        bar.close()
+        log.close()
+    return state
+
+
+def rl_checkpoint(config: RLConfig, state: RLTrainState, learner: MAMLTRPO) -> dict[str, Any]:
+    return {"format": CHECKPOINT_FORMAT, "iteration": state.iteration, "policy": learner.policy.state_dict(),
+            "config": rl_config_to_data(config)}
+
+
+def restore_policy(learner: MAMLTRPO, path: Path) -> int:
+    """Load the policy weights of an RL checkpoint into ``learner``; return its iteration.
+
+    Raises:
+        TrainingError: the checkpoint is not an RL checkpoint, or its policy does not fit
+            the config (e.g. other hidden widths).
+        CheckpointError: the file is missing or unreadable.
+    """
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"{path} is not a MAML-TRPO checkpoint (format {checkpoint.get('format')!r})")
+    try:
+        learner.policy.load_state_dict(checkpoint["policy"])
+    except (RuntimeError, KeyError) as error:
+        raise TrainingError(f"the policy in {path} does not fit the config: {str(error).splitlines()[0]}") from None
+    return int(checkpoint["iteration"])
+

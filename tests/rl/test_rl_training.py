@@ -1,0 +1,60 @@
+"""End to end: a few seconds of MAML-TRPO on 2D navigation through `mamlkit train` and `mamlkit eval`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mamlkit.cli.main import main
+from mamlkit.training import load_checkpoint
+
+pytestmark = pytest.mark.rl
+
+TINY = ["train.progress=false", "policy.hidden=[8]", "train.meta_batch_size=2", "algorithm.trajectories=2",
+        "env.horizon=10"]
+
+
+def test_a_short_run_makes_adaptation_pay_off(tmp_path, capsys):
+    """After 8 first-order meta-iterations, one inner step raises the return on 10 test tasks."""
+    settings = ["train.iterations=8", "train.meta_batch_size=10", "algorithm.trajectories=10",
+                "algorithm.first_order=true", "policy.hidden=[32,32]", "train.progress=false"]
+    assert main(["train", "rl_navigation", *settings, "--runs-dir", str(tmp_path)]) == 0
+    run = tmp_path / "rl_navigation"
+    assert main(["eval", str(run), "eval.tasks=10", "eval.trajectories=10", "eval.inner_lrs=[0.1]"]) == 0
+    results = json.loads((run / "eval" / "results.json").read_text())["results"]
+    before, after = (row["mean_return"] for row in results)
+    assert after > before
+    assert (run / "eval" / "navigation_trajectories.png").stat().st_size > 0
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in metrics] == list(range(1, 9))
+    assert all(m["kl"] <= 0.01 for m in metrics)
+    capsys.readouterr()
+
+
+def test_resume_continues_exactly(tmp_path):
+    assert main(["train", "rl_navigation", "name=straight", "train.iterations=3", *TINY,
+                 "--runs-dir", str(tmp_path)]) == 0
+    assert main(["train", "rl_navigation", "name=split", "train.iterations=2", *TINY,
+                 "--runs-dir", str(tmp_path)]) == 0
+    assert main(["train", "--resume", str(tmp_path / "split"), "train.iterations=3"]) == 0
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert split["iteration"] == straight["iteration"] == 3
+    for name, tensor in straight["policy"].items():
+        torch.testing.assert_close(split["policy"][name], tensor, rtol=0, atol=0)
+
+
+def test_an_existing_run_folder_is_kept(tmp_path, capsys):
+    assert main(["train", "rl_navigation", "train.iterations=1", *TINY, "--runs-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["train", "rl_navigation", "train.iterations=1", *TINY, "--runs-dir", str(tmp_path)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_the_time_budget_stops_with_a_checkpoint(tmp_path, capsys):
+    assert main(["train", "rl_navigation", "train.iterations=50", "train.max_minutes=0.00001", *TINY,
+                 "--runs-dir", str(tmp_path)]) == 0
+    assert "train.max_minutes = 1e-05 reached after 1 of 50 iterations" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "rl_navigation" / "checkpoints" / "last.pt")["iteration"] == 1
