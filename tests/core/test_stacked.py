@@ -8,7 +8,7 @@ from torch import nn
 
 import mamlkit
 from mamlkit.algorithms.losses import LOSSES
-from mamlkit.core import SpecError, supports_stacked
+from mamlkit.core import SpecError, stacked, supports_stacked
 from reference import loop_meta_grad
 from zoo import N_CLASSES, N_TASKS, batch_for, conv_bn, embedding, gru, mlp, transformer
 
@@ -37,7 +37,9 @@ def batch(make_model, generator):
 @pytest.mark.parametrize("make_model", [mlp, conv_bn, conv_pool, bn1d_mlp], ids=lambda f: f.__name__)
 @pytest.mark.parametrize("adapts", ["all", "head"])
 @pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
-def test_stacked_meta_grad_matches_plain_loop(make_model, adapts, first_order, generator):
+@pytest.mark.parametrize("dense_from", [stacked.DENSE_LOOP_MIN_EXAMPLES, 1], ids=["conv_by_size", "conv_dense_loop"])
+def test_stacked_meta_grad_matches_plain_loop(make_model, adapts, first_order, dense_from, generator, monkeypatch):
+    monkeypatch.setattr(stacked, "DENSE_LOOP_MIN_EXAMPLES", dense_from)
     model = make_model().double()
     data = batch(make_model, generator)
     loss = "cross_entropy" if data[1].dtype == torch.int64 else "mse"
@@ -85,3 +87,10 @@ def test_which_models_take_the_stacked_path():
     with pytest.raises(SpecError, match="stacked"):
         mamlkit.MAML(gru(), loss="cross_entropy", vectorize="stacked").meta_loss(
             mamlkit.TaskBatch(*batch_for(gru, torch.Generator().manual_seed(0))))
+
+
+@pytest.mark.parametrize("in_channels, n_examples, kernel", [(1, 5, "unfold_bmm"), (1, 75, "unfold_bmm"),
+                                                              (4, 5, "grouped"), (4, 75, "dense_loop")])
+def test_the_per_task_conv_kernel_is_chosen_by_input_channels_and_examples(in_channels, n_examples, kernel):
+    assert stacked.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding=1), n_examples) == kernel
+    assert stacked.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding="same"), n_examples) != "unfold_bmm"
