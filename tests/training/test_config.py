@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mamlkit.training import ConfigError, load_config
-from mamlkit.training.config import config_from_data, config_to_data, preset_names
+from mamlkit.rl.config import is_rl_config, load_rl_config
+from mamlkit.training.config import config_from_data, config_to_data, preset_names, read_config_data
 
 
 def test_sinusoid_preset_is_the_paper_protocol():
@@ -20,7 +21,10 @@ def test_sinusoid_preset_is_the_paper_protocol():
 def test_every_preset_loads():
     assert "sinusoid" in preset_names()
     for name in preset_names():
-        load_config(name)
+        if is_rl_config(read_config_data(name)):
+            load_rl_config(name)
+        else:
+            load_config(name)
 
 
 def test_overrides_replace_values_and_round_trip():

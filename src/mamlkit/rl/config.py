@@ -7,15 +7,13 @@ it has an ``env`` section (``is_rl_config``); the CLI hands those to ``mamlkit.c
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
-import yaml
 
-from mamlkit.training.config import read_config_data
-from mamlkit.training.schema import ConfigError, from_mapping, require, set_dotted, to_mapping
+from mamlkit.training.config import apply_overrides, read_config_data
+from mamlkit.training.schema import from_mapping, require, to_mapping
 
 ENV_KINDS = ("navigation_2d", "halfcheetah_vel", "halfcheetah_dir")
 
@@ -155,17 +153,7 @@ def load_rl_config(source: str, overrides: Sequence[str] = ()) -> RLConfig:
 
 
 def rl_config_from_data(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RLConfig:
-    result = copy.deepcopy(dict(data))
-    for override in overrides:
-        key, sep, raw = override.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {override!r} must look like section.key=value, e.g. train.iterations=50")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        set_dotted(RLConfig, result, key, value)
-    return from_mapping(RLConfig, result, "")
+    return from_mapping(RLConfig, apply_overrides(data, overrides, RLConfig), "")
 
 
 def rl_config_to_data(config: RLConfig) -> dict[str, Any]:

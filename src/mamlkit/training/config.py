@@ -149,8 +149,9 @@ def read_config_data(source: str) -> dict[str, Any]:
     return data
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``data`` with each ``dotted.key=value`` applied (value parsed as YAML)."""
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], schema: type | None = None) -> dict[str, Any]:
+    """``data`` with each ``dotted.key=value`` applied (value parsed as YAML), each key checked
+    against the config dataclass ``schema`` (default: ``Config``)."""
     result = copy.deepcopy(dict(data))
     for override in overrides:
         key, sep, raw = override.partition("=")
@@ -160,7 +161,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        set_dotted(Config, result, key, value)
+        set_dotted(Config if schema is None else schema, result, key, value)
     return result
 
 
