@@ -7,13 +7,12 @@ it has an ``env`` section (``is_rl_config``); the CLI hands those to ``mamlkit.c
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 
 from mamlkit.training.config import apply_overrides, read_config_data
-from mamlkit.training.schema import from_mapping, require, to_mapping
+from mamlkit.training.schema import check_run_identity, from_mapping, require, to_mapping
 
 ENV_KINDS = ("navigation_2d", "halfcheetah_vel", "halfcheetah_dir")
 
@@ -138,8 +137,7 @@ class RLConfig:
     eval: RLEvalConfig = field(default_factory=RLEvalConfig)
 
     def __post_init__(self) -> None:
-        require(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) is not None,
-                f"name must use letters, digits, '_', '-' or '.' only (it names the run folder); got {self.name!r}")
+        check_run_identity(self.name, {"seed": self.seed, "eval.seed": self.eval.seed})
 
 
 def is_rl_config(data: Mapping[str, Any]) -> bool:

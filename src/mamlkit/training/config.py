@@ -18,7 +18,7 @@ import yaml
 
 from mamlkit.training.algorithm_config import AlgorithmConfig
 from mamlkit.training.model_configs import MLPConfig, ModelConfig
-from mamlkit.training.schema import ConfigError, from_mapping, require, set_dotted, to_mapping
+from mamlkit.training.schema import ConfigError, check_run_identity, from_mapping, require, set_dotted, to_mapping
 from mamlkit.training.task_configs import SinusoidTaskConfig, TaskConfig
 
 
@@ -113,10 +113,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        require(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) is not None,
-                f"name must use letters, digits, '_', '-' or '.' only (it names the run folder); got {self.name!r}")
-        for where, seed in (("seed", self.seed), ("eval.seed", self.eval.seed)):
-            require(0 <= seed < 2**63, f"{where} must be an integer in [0, 2**63); got {seed}")
+        check_run_identity(self.name, {"seed": self.seed, "eval.seed": self.eval.seed})
 
 
 def preset_names() -> list[str]:

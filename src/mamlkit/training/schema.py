@@ -122,6 +122,15 @@ def to_mapping(config: Any) -> Any:
     return config
 
 
+def check_run_identity(name: str, seeds: dict[str, int]) -> None:
+    """Raise ConfigError unless ``name`` can name a run folder and every seed (by its
+    config key) is one torch can take."""
+    require(re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None,
+            f"name must use letters, digits, '_', '-' or '.' only (it names the run folder); got {name!r}")
+    for where, seed in seeds.items():
+        require(0 <= seed < 2**63, f"{where} must be an integer in [0, 2**63); got {seed}")
+
+
 def require(condition: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``condition`` holds (for ``__post_init__``)."""
     if not condition:
