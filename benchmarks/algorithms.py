@@ -51,6 +51,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from speed import cpu_model  # benchmarks/speed.py, beside this script
+
 RESULT_PREFIX = "ALGORITHM-CELL "
 ALGORITHMS = ["maml", "fomaml", "meta_sgd", "anil", "maml_pp", "reptile", "imaml"]
 CONV4_ALGORITHMS = ["maml", "fomaml", "anil"]
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label(record)}: {shown}", flush=True)
     results = [_fastest(records) for records in runs]
     import importlib.metadata as metadata  # noqa: PLC0415 - the parent stays light until here
-    meta = {"date": datetime.date.today().isoformat(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+    meta = {"date": datetime.date.today().isoformat(), "cpu": cpu_model(), "cores": os.cpu_count(),
             "torch": metadata.version("torch"), "threads": args.threads, "python": platform.python_version(),
             "command": "python benchmarks/algorithms.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     for out in args.out:
@@ -193,16 +195,6 @@ def _fastest(records: list[dict]) -> dict:
         return records[-1]
     best = min(good, key=lambda r: r["ms_median"])
     return {**best, "ms_medians_of_runs": [r["ms_median"] for r in good]}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # -- scoring trained runs ------------------------------------------------------------------------
@@ -228,9 +220,9 @@ def evaluate_runs(run_dirs: list[str], k_shot: int | None) -> str:
                           generator=generator_for(settings.seed, "test", k), batch_tasks=settings.batch_tasks)
         metric = "accuracy" if config.task.loss == "cross_entropy" else "mse"
         score = next(score for score in scores if score.metric == metric)
-        iterations = sum(covered for _, covered in _windows(read_metrics(files.metrics)))
-        train_s = sum(covered / r["tasks_per_s"] * config.train.meta_batch_size
-                      for r, covered in _windows(read_metrics(files.metrics)))
+        windows = list(_windows(read_metrics(files.metrics)))
+        iterations = sum(covered for _, covered in windows)
+        train_s = sum(covered / r["tasks_per_s"] * config.train.meta_batch_size for r, covered in windows)
         trained = min(config.algorithm.inner_steps, settings.steps)
         cells = [format_score(metric, score.mean[step], score.ci95[step]) for step in (0, 1, trained, settings.steps)]
         cells[2:] = [f"{cells[2]} ({trained})", f"{cells[3]} ({settings.steps})"]

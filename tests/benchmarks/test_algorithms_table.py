@@ -12,19 +12,20 @@ from mamlkit.cli.main import main
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "algorithms.py"
 
 
-def load_script():
+def load_script(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # it imports speed.py beside it, as when run
     spec = importlib.util.spec_from_file_location("algorithms_benchmark", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_the_classification_row_is_the_eval_protocol_in_percent(image_run, capsys):
+def test_the_classification_row_is_the_eval_protocol_in_percent(image_run, capsys, monkeypatch):
     assert main(["eval", str(image_run), "eval.k_shots=[1]"]) == 0
     capsys.readouterr()
     accuracy = json.loads((image_run / "eval" / "results.json").read_text())["results"][0]
     assert accuracy["metric"] == "accuracy"
-    table = load_script().evaluate_runs([str(image_run)], k_shot=None)
+    table = load_script(monkeypatch).evaluate_runs([str(image_run)], k_shot=None)
     header, _, row = table.strip().splitlines()
     assert "accuracy, 0 steps" in header
     cells = [cell.strip() for cell in row.strip("|").split("|")]
