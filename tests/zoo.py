@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mamlkit import TaskBatch
+
 N_TASKS = 3
 N_SUPPORT, N_QUERY = 6, 7
 N_CLASSES = 3
@@ -91,6 +93,16 @@ def batch_for(make_model, generator: torch.Generator) -> tuple[Tensor, Tensor, T
     else:
         ys = [torch.randint(0, N_CLASSES, (N_TASKS, n), generator=generator) for n in (N_SUPPORT, N_QUERY)]
     return xs[0], ys[0], xs[1], ys[1]
+
+
+def meta_train(learner, make_model, generator: torch.Generator, *, iterations: int, meta_lr: float) -> None:
+    """``iterations`` meta-training steps of a mamlkit learner with its own meta-optimizer,
+    each on a fresh ``batch_for(make_model, generator)``."""
+    optimizer = learner.meta_optimizer(meta_lr)
+    for _ in range(iterations):
+        optimizer.zero_grad()
+        learner.meta_backward(TaskBatch(*batch_for(make_model, generator)))
+        optimizer.step()
 
 
 def loss_name_for(make_model) -> str:

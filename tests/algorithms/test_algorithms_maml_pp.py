@@ -21,7 +21,7 @@ from mamlkit import TaskBatch
 from mamlkit.algorithms import MAML, MAMLPlusPlus, cosine_meta_lr, msl_weights
 from mamlkit.algorithms.losses import LOSSES
 from mamlkit.core import SpecError
-from zoo import batch_for, conv_bn, loss_name_for, mlp
+from zoo import batch_for, conv_bn, loss_name_for, meta_train, mlp
 
 STEPS = 3
 
@@ -123,11 +123,7 @@ def test_lslr_step_sizes_change_under_training(generator):
     model = mlp().double()
     learner = MAMLPlusPlus(model, inner_lr=0.1, inner_steps=2, lslr=True)
     before = learner.state_dict()
-    optimizer = learner.meta_optimizer(0.01)
-    for _ in range(3):
-        optimizer.zero_grad()
-        learner.meta_backward(TaskBatch(*batch_for(mlp, generator)))
-        optimizer.step()
+    meta_train(learner, mlp, generator, iterations=3, meta_lr=0.01)
     after = learner.state_dict()
     assert sorted(after) == [f"lslr.{n}" for n in sorted(dict(model.named_parameters()))]
     assert all(after[n].shape == (2,) and (after[n] != before[n]).all() for n in after)

@@ -10,7 +10,7 @@ from mamlkit import TaskBatch
 from mamlkit.algorithms import MetaSGD
 from mamlkit.algorithms.losses import LOSSES
 from mamlkit.core import SpecError
-from zoo import batch_for, conv_bn, loss_name_for, mlp
+from zoo import batch_for, conv_bn, loss_name_for, meta_train, mlp
 
 
 @pytest.mark.parametrize("make_model", [mlp, conv_bn], ids=lambda f: f.__name__)
@@ -39,11 +39,7 @@ def test_learned_step_sizes_are_meta_parameters_and_change_under_training(genera
     own = [p for p in learner.meta_parameters() if not any(p is q for q in model.parameters())]
     assert len(own) == len(learner.inner_lrs) == 6
     before = learner.state_dict()
-    optimizer = learner.meta_optimizer(0.01)
-    for _ in range(3):
-        optimizer.zero_grad()
-        learner.meta_backward(TaskBatch(*batch_for(mlp, generator)))
-        optimizer.step()
+    meta_train(learner, mlp, generator, iterations=3, meta_lr=0.01)
     after = learner.state_dict()
     assert all(not torch.equal(before[name], after[name]) for name in before)
 

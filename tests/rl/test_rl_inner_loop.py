@@ -15,7 +15,7 @@ pytestmark = pytest.mark.rl
 @pytest.mark.parametrize("vectorize", ["vmap", "loop"])
 @pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
 def test_adapted_policies_and_meta_gradient_equal_a_per_task_loop(nav_batch, vectorize, first_order):
-    learner, meta_batch = nav_batch
+    _, meta_batch = nav_batch
     learner = small_learner(first_order=first_order, vectorize=vectorize, dtype=torch.float64)
     batch = meta_batch.batch
     got = learner.adapted_outputs(batch, differentiable=True)
