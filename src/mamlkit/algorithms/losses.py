@@ -34,3 +34,13 @@ def check_targets(loss_name: str | None, batch: TaskBatch) -> None:
             "loss 'cross_entropy' needs integer class labels of shape (n_tasks, n_examples); "
             f"got {y.dtype} of shape {tuple(y.shape)}"
         )
+
+
+def check_label_range(batch: TaskBatch, n_classes: int) -> None:
+    """Raise ``TaskBatchError`` when a class label of ``batch`` lies outside 0..n_classes−1,
+    ``n_classes`` being the number of logits the model outputs."""
+    for name, y in (("support_y", batch.support_y), ("query_y", batch.query_y)):
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= n_classes:
+            raise TaskBatchError(f"{name} holds class labels {low}..{high}, but the model outputs "
+                                 f"{n_classes} logits: labels must lie in 0..{n_classes - 1}")

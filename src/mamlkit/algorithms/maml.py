@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from mamlkit.algorithms.losses import LossSpec, check_targets, resolve_loss
+from mamlkit.algorithms.losses import LossSpec, check_label_range, check_targets, resolve_loss
 from mamlkit.core import (
     BATCH_NORM_MODES,
     BatchNormIn,
@@ -316,12 +316,7 @@ class MAML:
                     f"{batch.support_x.dtype}): {str(error).splitlines()[0]}") from None
             self._accepted[signature] = out.shape[-1] if out.dim() >= 2 else 1
         if self.loss_name == "cross_entropy":
-            n_classes = self._accepted[signature]
-            for name, y in (("support_y", batch.support_y), ("query_y", batch.query_y)):
-                low, high = int(y.min()), int(y.max())
-                if low < 0 or high >= n_classes:
-                    raise TaskBatchError(f"{name} holds class labels {low}..{high}, but the model outputs "
-                                         f"{n_classes} logits: labels must lie in 0..{n_classes - 1}")
+            check_label_range(batch, self._accepted[signature])
 
 
 class AdaptedModel:
