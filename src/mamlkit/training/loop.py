@@ -25,6 +25,7 @@ from mamlkit.tasks import TaskSource
 from mamlkit.training.checkpoint import load_checkpoint_or_previous, remove_temporaries, save_checkpoint
 from mamlkit.training.config import Config, TrainConfig, config_to_data
 from mamlkit.training.distributed import SINGLE, Ranks
+from mamlkit.training.learners import restore_learner
 from mamlkit.training.metrics import MetricsLog, truncate_metrics
 from mamlkit.training.seeding import generator_for
 
@@ -227,9 +228,7 @@ def _restore(files: RunFiles, learner: MAML, optimizer: torch.optim.Optimizer) -
     """The state of the latest readable checkpoint, loaded into ``learner`` and ``optimizer``,
     and a note when that is not ``last.pt``."""
     checkpoint, note = load_checkpoint_or_previous(files.last, files.previous)
-    learner.model.load_state_dict(checkpoint["model"])
-    if "learner" in checkpoint:
-        learner.load_state_dict(checkpoint["learner"])
+    restore_learner(learner, checkpoint)
     optimizer.load_state_dict(checkpoint["optimizer"])
     state = TrainState(iteration=checkpoint["iteration"], best_val=checkpoint["best_val"],
                        skips=checkpoint.get("skips", 0), consecutive_skips=checkpoint.get("consecutive_skips", 0))
