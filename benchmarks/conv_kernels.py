@@ -1,18 +1,18 @@
-"""Per-task convolutions three ways, forward + backward, on the Conv4 layer shapes.
+"""Per-task convolutions four ways, forward + backward, on the Conv4 layer shapes.
 
     python benchmarks/conv_kernels.py [--tasks 32] [--examples 5,75] [--threads 2] [--repeats 5]
 
-The stacked path of ``mamlkit.core`` runs every task's convolution with that task's own
-kernels as one grouped convolution (tasks as groups). This measures it against the two
-other ways to do the same: a loop of dense convolutions over the tasks (inputs, kernels and
-biases unbound along the task axis, so the backward stacks the gradients once), and
-im2col (``F.unfold``) followed by one batched matmul over tasks. Shapes are those of
+Every task's convolution with that task's own kernels, four ways: one grouped convolution
+(tasks as groups); a loop of dense convolutions over the tasks (inputs, kernels and biases
+unbound along the task axis, so the backward stacks the gradients once); the same loop in
+channels-last memory; im2col (``F.unfold``) followed by one batched matmul over tasks.
+``mamlkit.core.stacked`` chooses among them by these measurements. Shapes are those of
 Conv4-64 strided on 28×28 Omniglot images: 1→64 at 28, then 64→64 at 14, 7 and 4, stride 2;
 5 examples per task (a 5-way 1-shot support set) and 75 (a 15-query-per-class query set).
 The input of the first layer (the images) needs no gradient; the others do.
 
-Before timing, the three outputs are checked equal (float32, atol 1e-3). Printed: the
-median ms of ``--repeats`` forward + backward passes of each kernel, per layer shape.
+Before timing, the outputs are checked equal (float32, atol 1e-3). Printed: the median ms of
+``--repeats`` forward + backward passes of each kernel, per layer shape.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ def dense_loop(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tenso
                         for xt, wt, bt in zip(x.unbind(0), w.unbind(0), b.unbind(0))])
 
 
+def dense_loop_channels_last(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """As ``dense_loop``, images and kernels in channels-last memory (what ``core.stacked`` runs
+    from ``TASK_LOOP_MIN_EXAMPLES`` examples per task); outputs channels-last too."""
+    cl = torch.channels_last
+    return torch.stack([F.conv2d(xt.to(memory_format=cl), wt.to(memory_format=cl), bt, stride=STRIDE,
+                                 padding=PADDING) for xt, wt, bt in zip(x.unbind(0), w.unbind(0), b.unbind(0))])
+
+
 def unfold_bmm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """As ``grouped``, by im2col and one batched matmul over tasks."""
     n_tasks, n, channels, height, width = x.shape
@@ -55,7 +63,8 @@ def unfold_bmm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     return out.reshape(n_tasks, w.shape[1], n, out_size, out_size).transpose(1, 2)
 
 
-KERNELS = {"grouped": grouped, "dense_loop": dense_loop, "unfold_bmm": unfold_bmm}
+KERNELS = {"grouped": grouped, "dense_loop": dense_loop, "dense_loop_channels_last": dense_loop_channels_last,
+           "unfold_bmm": unfold_bmm}
 
 
 def median_ms(kernel, x, w, b, repeats: int) -> float:

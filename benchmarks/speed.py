@@ -47,7 +47,8 @@ NOTES = """\
 - Each iteration is one full meta-iteration: `zero_grad`, meta-loss (mean query loss over the
   meta-batch), backward, Adam (lr 1e-3) step. Inputs are synthetic, seeded, float32; the batch is
   fixed across iterations. Peers back-propagate each task's query loss / meta-batch as they go
-  (their documented pattern); mamlkit back-propagates its `meta_loss` once.
+  (their documented pattern); mamlkit calls `meta_backward` with its
+  defaults (chunks of tasks, each back-propagated and freed before the next).
 - Gradient check: before timing, the meta-gradient of each implementation is compared in float64
   with the plain `torch.autograd.grad` loop on identical weights and tasks
   (`torch.testing.assert_close`, rtol 1e-6, atol 1e-8), on the first {check_tasks} tasks of the batch.

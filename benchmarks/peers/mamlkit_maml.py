@@ -1,4 +1,4 @@
-"""mamlkit through its public API: ``MAML(...).meta_loss(TaskBatch(...))``."""
+"""mamlkit through its public API: ``MAML(...).meta_backward(TaskBatch(...))``, default settings."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ except (ImportError, AttributeError) as exc:
 
 
 def _meta_backward(model: nn.Module, workload) -> MetaBackward:
-    """Back-propagate mamlkit's meta-loss (mean query loss over the tasks) once for the whole batch."""
+    """Back-propagate mamlkit's meta-loss (mean query loss over the tasks), in its default chunks."""
     learner = MAML(
         model,
         inner_lr=workload.inner_lr,
@@ -28,7 +28,7 @@ def _meta_backward(model: nn.Module, workload) -> MetaBackward:
     batch = TaskBatch(*workload.tasks)
 
     def meta_backward() -> None:
-        learner.meta_loss(batch).backward()
+        learner.meta_backward(batch)
 
     return meta_backward
 

@@ -37,9 +37,9 @@ def batch(make_model, generator):
 @pytest.mark.parametrize("make_model", [mlp, conv_bn, conv_pool, bn1d_mlp], ids=lambda f: f.__name__)
 @pytest.mark.parametrize("adapts", ["all", "head"])
 @pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
-@pytest.mark.parametrize("dense_from", [stacked.DENSE_LOOP_MIN_EXAMPLES, 1], ids=["conv_by_size", "conv_dense_loop"])
+@pytest.mark.parametrize("dense_from", [stacked.TASK_LOOP_MIN_EXAMPLES, 1], ids=["by_size", "task_loop"])
 def test_stacked_meta_grad_matches_plain_loop(make_model, adapts, first_order, dense_from, generator, monkeypatch):
-    monkeypatch.setattr(stacked, "DENSE_LOOP_MIN_EXAMPLES", dense_from)
+    monkeypatch.setattr(stacked, "TASK_LOOP_MIN_EXAMPLES", dense_from)
     model = make_model().double()
     data = batch(make_model, generator)
     loss = "cross_entropy" if data[1].dtype == torch.int64 else "mse"
@@ -89,7 +89,7 @@ def test_which_models_take_the_stacked_path():
             mamlkit.TaskBatch(*batch_for(gru, torch.Generator().manual_seed(0))))
 
 
-@pytest.mark.parametrize("in_channels, n_examples, kernel", [(1, 5, "unfold_bmm"), (1, 75, "unfold_bmm"),
+@pytest.mark.parametrize("in_channels, n_examples, kernel", [(1, 5, "unfold_bmm"), (1, 75, "dense_loop"),
                                                               (4, 5, "grouped"), (4, 75, "dense_loop")])
 def test_the_per_task_conv_kernel_is_chosen_by_input_channels_and_examples(in_channels, n_examples, kernel):
     assert stacked.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding=1), n_examples) == kernel

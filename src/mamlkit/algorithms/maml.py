@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from mamlkit.algorithms.losses import LossSpec, check_label_range, check_targets, resolve_loss
+from mamlkit.algorithms.losses import PER_TASK_LOSSES, LossSpec, check_label_range, check_targets, resolve_loss
 from mamlkit.core import (
     BATCH_NORM_MODES,
     BatchNormIn,
@@ -65,7 +65,12 @@ class MAML:
             layers), ``"vmap"``, ``"loop"``, or ``"auto"``: stacked where the model allows,
             else vmap, falling back to the loop once if the model cannot be vmapped (see
             ``vectorize_used``).
-        chunk_size: tasks mapped over at once (``None``: the whole meta-batch).
+        chunk_size: tasks mapped over at once; ``meta_backward`` frees each chunk's graph before
+            the next. ``None``: as many as keep the chunk's inputs under
+            ``mamlkit.core.outer.CHUNK_INPUT_ELEMENTS`` elements. The results do not depend on it.
+        checkpoint_steps: recompute each inner step's graph in the backward pass instead of
+            keeping it (second order): memory flat in ``inner_steps``, about 1.3× the time
+            (``benchmarks/inner_checkpointing.py``). Same meta-gradient.
 
     Example:
         >>> model = nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -91,6 +96,7 @@ class MAML:
         batch_norm: BatchNormMode = "transductive",
         vectorize: str = "auto",
         chunk_size: int | None = None,
+        checkpoint_steps: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -111,6 +117,7 @@ class MAML:
             first_order=first_order,
             adapts=_adapting_names(model, adapts),
             step_weights=None if step_weights is None else tuple(float(w) for w in step_weights),
+            checkpoint_steps=bool(checkpoint_steps),
         )
         self.vectorize_used: Vectorize | None = None if vectorize == "auto" else vectorize
         self.eval_batch_norm: BatchNormMode = batch_norm
@@ -293,7 +300,8 @@ class MAML:
         module, prefix = self._modules()
         batch_norm = self.eval_batch_norm if evaluation else self.batch_norm
         self._check_model_accepts(batch, adapting, shared, batch_norm)
-        return TaskModel(module, self.loss, self.vectorize_used, batch_norm, frozen_prefix=prefix)
+        return TaskModel(module, self.loss, self.vectorize_used, batch_norm, frozen_prefix=prefix,
+                         per_task_loss=PER_TASK_LOSSES.get(self.loss_name))
 
     def _check_model_accepts(self, batch: TaskBatch, adapting: Params, shared: Params,
                              batch_norm: BatchNormMode) -> None:

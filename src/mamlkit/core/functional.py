@@ -43,6 +43,8 @@ class TaskModel:
             parameters adapt (ANIL's body, Raghu et al. 2020): ``embed`` runs it once
             per task batch, and the inner loop runs only ``module`` (the head) on its
             outputs. ``None``: ``module`` is the whole network.
+        per_task_loss: ``loss`` of all tasks at once, (n_tasks, n, *) -> (n_tasks,), equal to
+            vmapping it; ``None``: ``loss`` is vmapped (or looped, with ``"loop"``).
     """
 
     module: nn.Module
@@ -50,6 +52,7 @@ class TaskModel:
     vectorize: Vectorize = "vmap"
     batch_norm: BatchNormMode = "transductive"
     frozen_prefix: nn.Module | None = None
+    per_task_loss: LossFn | None = None
 
     @cached_property
     def _names(self) -> frozenset[str]:
@@ -101,9 +104,11 @@ class TaskModel:
         """Each task's loss on ``(x, y)``. Shapes: x (n_tasks, n, *x_shape),
         y (n_tasks, n, *y_shape). Returns (n_tasks,)."""
         prediction = self.predict(per_task, shared, x)
-        if self.vectorize != "loop":
-            return vmap(self.loss, randomness="error")(prediction, y)
-        return torch.stack([self.loss(p, t) for p, t in zip(prediction, y)])
+        if self.vectorize == "loop":
+            return torch.stack([self.loss(p, t) for p, t in zip(prediction, y)])
+        if self.per_task_loss is not None:
+            return self.per_task_loss(prediction, y)
+        return vmap(self.loss, randomness="error")(prediction, y)
 
 
 def is_vmap_limitation(error: BaseException) -> bool:

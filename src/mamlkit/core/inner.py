@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable
+
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from mamlkit.core.functional import TaskModel
 from mamlkit.core.spec import InnerSpec, shared_at, step_size
@@ -27,7 +31,9 @@ def adapt(
     With ``spec.proximal`` = λ > 0 the objective is L(φ, Dˢᵢ) + λ/2 ‖φ − φ₀‖², φ₀ the
     parameters given (iMAML); its gradient adds λ (φ − φ₀). With ``spec.optimizer``
     "adam" the step is Adam's, with its moments kept per task. With
-    ``spec.per_step_shared``, step s + 1 evaluates the support loss with entry s.
+    ``spec.per_step_shared``, step s + 1 evaluates the support loss with entry s. With
+    ``spec.checkpoint_steps`` (second order), each step's graph is recomputed in the backward
+    pass instead of being kept (``torch.utils.checkpoint``).
 
     Args:
         task_model: the network, its loss and how to map it over tasks.
@@ -44,30 +50,47 @@ def adapt(
         sizes); without the second-order terms when ``spec.first_order``.
     """
     trajectory = []
-    names = tuple(per_task)
     anchor = per_task
     moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in per_task.items()} \
         if spec.optimizer == "adam" else {}
     for step in range(spec.steps):
-        losses = task_model.losses(per_task, shared_at(spec, shared, step), support_x, support_y)
-        grads = torch.autograd.grad(
-            losses.sum(),
-            tuple(per_task.values()),
-            create_graph=not spec.first_order,
-            allow_unused=True,
-            materialize_grads=True,
-        )
-        if spec.proximal:
-            grads = tuple(grad + _proximal_grad(per_task[name], anchor[name], spec) for name, grad in zip(names, grads))
-        if spec.optimizer == "adam":
-            grads = tuple(_adam_direction(moments, name, grad, step + 1, spec) for name, grad in zip(names, grads))
-        per_task = {
-            name: per_task[name] - step_size(spec.inner_lr, name, step) * grad
-            for name, grad in zip(names, grads)
-        }
+        take_step = partial(_inner_step, task_model, shared=shared_at(spec, shared, step), support_x=support_x,
+                            support_y=support_y, spec=spec, step=step, anchor=anchor, moments=moments)
+        if spec.checkpoint_steps and not spec.first_order:
+            per_task = _checkpointed(take_step, per_task)
+        else:
+            per_task = take_step(per_task)
         if spec.keep_states or step == spec.steps - 1:
             trajectory.append(per_task)
     return trajectory
+
+
+def _checkpointed(take_step: Callable[[Params], Params], per_task: Params) -> Params:
+    """``take_step(per_task)``, its graph recomputed in the backward pass instead of kept."""
+    names = tuple(per_task)
+    values = checkpoint(lambda *values: tuple(take_step(dict(zip(names, values))).values()),
+                        *per_task.values(), use_reentrant=False)
+    return dict(zip(names, values))
+
+
+def _inner_step(task_model: TaskModel, per_task: Params, *, shared: Params, support_x: Tensor, support_y: Tensor,
+                spec: InnerSpec, step: int, anchor: Params, moments: dict[str, tuple[Tensor, Tensor]]) -> Params:
+    """One inner step (0-based ``step``) of every task: θ' − α ∇L(θ', Dˢ), or Adam's step;
+    ``anchor`` is θ of the proximal term, ``moments`` Adam's state (updated in place)."""
+    names = tuple(per_task)
+    losses = task_model.losses(per_task, shared, support_x, support_y)
+    grads = torch.autograd.grad(
+        losses.sum(),
+        tuple(per_task.values()),
+        create_graph=not spec.first_order,
+        allow_unused=True,
+        materialize_grads=True,
+    )
+    if spec.proximal:
+        grads = tuple(grad + _proximal_grad(per_task[name], anchor[name], spec) for name, grad in zip(names, grads))
+    if spec.optimizer == "adam":
+        grads = tuple(_adam_direction(moments, name, grad, step + 1, spec) for name, grad in zip(names, grads))
+    return {name: per_task[name] - step_size(spec.inner_lr, name, step) * grad for name, grad in zip(names, grads)}
 
 
 def _proximal_grad(param: Tensor, anchor: Tensor, spec: InnerSpec) -> Tensor:

@@ -65,8 +65,8 @@ def meta_loss(
 ) -> Tensor:
     """The meta-objective: the mean over tasks of the adapted query losses (a scalar).
 
-    ``chunk_size`` tasks are mapped over at a time; all chunks' graphs stay alive
-    until the caller's backward. To bound memory, use ``meta_backward``.
+    ``chunk_size`` tasks (``None``: ``default_chunk_size``) are mapped over at a time; all
+    chunks' graphs stay alive until the caller's backward. To bound memory, use ``meta_backward``.
     """
     losses = [task_meta_losses(task_model, adapting, shared, chunk, spec)
               for chunk in task_chunks(batch, chunk_size)]
@@ -93,9 +93,22 @@ def meta_backward(
     return total / batch.n_tasks
 
 
+CHUNK_INPUT_ELEMENTS = 2**18
+"""Without a chunk size, a chunk holds as many tasks as keep its support and query inputs
+under this many elements (at least one task): four 5-way 1-shot Omniglot tasks with 15
+queries per class, one miniImageNet task, a whole sinusoid meta-batch. It bounds the peak
+memory of ``meta_backward`` at no cost in speed (``benchmarks/conv4_iteration.py``)."""
+
+
+def default_chunk_size(batch: TaskBatch) -> int:
+    """Tasks per chunk when none is given: see ``CHUNK_INPUT_ELEMENTS``."""
+    per_task = batch.support_x[0].numel() + batch.query_x[0].numel()
+    return max(1, min(batch.n_tasks, CHUNK_INPUT_ELEMENTS // max(per_task, 1)))
+
+
 def task_chunks(batch: TaskBatch, chunk_size: int | None) -> Iterator[TaskBatch]:
-    """The batch in consecutive slices of at most ``chunk_size`` tasks (all at once if None)."""
-    size = batch.n_tasks if chunk_size is None else chunk_size
+    """The batch in consecutive slices of at most ``chunk_size`` tasks (``default_chunk_size`` if None)."""
+    size = default_chunk_size(batch) if chunk_size is None else chunk_size
     for start in range(0, batch.n_tasks, size):
         yield batch.tasks(start, min(start + size, batch.n_tasks))
 

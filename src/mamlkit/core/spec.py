@@ -57,6 +57,11 @@ class InnerSpec:
         keep_states: return the parameters after every step (default). ``False``:
             only the final ones, earlier states being freed as the loop goes, so that
             memory does not grow with ``steps`` (iMAML, Reptile); not with ``step_weights``.
+        checkpoint_steps: gradient checkpointing across inner steps (second order): keep only
+            each step's parameters and recompute the step's graph during the backward pass,
+            so that the inner loop's memory no longer grows with ``steps``, for one more
+            forward and backward pass on the support set per step. Same results; no effect
+            with ``first_order``, which keeps no inner graph.
     """
 
     steps: int = 1
@@ -70,6 +75,7 @@ class InnerSpec:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     keep_states: bool = True
+    checkpoint_steps: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:

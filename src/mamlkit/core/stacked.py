@@ -5,7 +5,9 @@ batched formulation is cheaper: per-task linear layers become one ``bmm``,
 per-task convolutions one grouped convolution, and BatchNorm's per-task
 statistics one reduction over a (tasks, examples, channels, ...) tensor. The
 Python overhead of ``functional_call`` and ``vmap`` is gone too, which dominates
-for small models such as the sinusoid MLP.
+for small models such as the sinusoid MLP. Convolutional networks on many examples
+per task (query sets) run task by task instead, in channels-last memory with torch's
+fused BatchNorm, which is faster there (``TASK_LOOP_MIN_EXAMPLES``).
 
 ``supports_stacked(module)`` says whether a module is built only from the layers
 below (an ``nn.Sequential`` tree of them, of exactly these types, so that a
@@ -22,10 +24,12 @@ from torch import Tensor, nn
 from mamlkit.core.batch_norm import BatchNormMode, BatchNormModeError
 from mamlkit.core.types import Params
 
-DENSE_LOOP_MIN_EXAMPLES = 32
-"""From this many examples per task, per-task kernels run as one dense convolution per task
-rather than one grouped convolution over all tasks (``benchmarks/conv_kernels.py``: 1.2–1.5×
-faster forward + backward at 75 examples, slower at 5)."""
+TASK_LOOP_MIN_EXAMPLES = 32
+"""From this many examples per task, a convolutional network runs task by task, through
+dense convolutions with channels-last kernels and torch's fused BatchNorm; below, all tasks
+at once through grouped convolutions (``benchmarks/conv_kernels.py``: dense channels-last
+convolutions are 1.3–2.7× faster forward + backward at 75 examples per task, grouped ones
+win at 5)."""
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Identity)
 POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
@@ -49,7 +53,7 @@ def supports_stacked(module: nn.Module) -> bool:
 
 
 def stacked_forward(module: nn.Module, per_task: Params, shared: Params, x: Tensor, *,
-                    batch_norm: BatchNormMode, prefix: str = "") -> Tensor:
+                    batch_norm: BatchNormMode) -> Tensor:
     """``module`` applied to each task's examples with that task's tensors.
 
     Args:
@@ -57,15 +61,27 @@ def stacked_forward(module: nn.Module, per_task: Params, shared: Params, x: Tens
         per_task: tensors with a leading task axis, (n_tasks, *shape), by full name.
         shared: tensors without a task axis, by full name.
         x: (n_tasks, n_examples, *features).
-        prefix: the name prefix of ``module``'s tensors ("" for the root).
 
     Returns:
         (n_tasks, n_examples, *out_features).
     """
+    n_tasks, n_examples = x.shape[:2]
+    if n_examples < TASK_LOOP_MIN_EXAMPLES or not any(isinstance(layer, nn.Conv2d) for layer in module.modules()):
+        return _forward(module, per_task, shared, x, batch_norm, prefix="")
+    return torch.cat([
+        _forward(module, {name: tensor[task:task + 1] for name, tensor in per_task.items()}, shared,
+                 x[task:task + 1], batch_norm, prefix="")
+        for task in range(n_tasks)
+    ])
+
+
+def _forward(module: nn.Module, per_task: Params, shared: Params, x: Tensor, batch_norm: BatchNormMode,
+             prefix: str) -> Tensor:
+    """``stacked_forward`` of all tasks at once; ``prefix`` names ``module``'s tensors ("" for the root)."""
     kind = type(module)
     if kind is nn.Sequential:
         for name, child in module.named_children():
-            x = stacked_forward(child, per_task, shared, x, batch_norm=batch_norm, prefix=f"{prefix}{name}.")
+            x = _forward(child, per_task, shared, x, batch_norm, prefix=f"{prefix}{name}.")
         return x
     if kind is nn.Linear:
         return _linear(x, *_tensors(prefix, ("weight", "bias"), per_task, shared))
@@ -122,16 +138,19 @@ def _conv2d(module: nn.Conv2d, x: Tensor, weight: tuple[Tensor, bool], bias: tup
     b, b_per_task = bias
     n_tasks, n = x.shape[:2]
     options = dict(stride=module.stride, padding=module.padding, dilation=module.dilation)
+    dense = n >= TASK_LOOP_MIN_EXAMPLES
     if not w_per_task:
-        out = F.conv2d(x.reshape(n_tasks * n, *x.shape[2:]), w, None if b_per_task else b,
-                       groups=module.groups, **options)
+        out = F.conv2d(x.reshape(n_tasks * n, *x.shape[2:]), _channels_last(w) if dense else w,
+                       None if b_per_task else b, groups=module.groups, **options)
         out = out.reshape(n_tasks, n, *out.shape[1:])
         return out + _bias_shape(b, True, out.dim(), 2) if b_per_task else out
     kernel = per_task_conv_kernel(module, n)
     if kernel == "dense_loop":
         biases = b.unbind(0) if b is not None and b_per_task else [b] * n_tasks
-        return torch.stack([F.conv2d(task_x, task_w, task_b, groups=module.groups, **options)
-                            for task_x, task_w, task_b in zip(x.unbind(0), w.unbind(0), biases)])
+        outs = [F.conv2d(_channels_last(task_x), _channels_last(task_w), task_b, groups=module.groups, **options)
+                for task_x, task_w, task_b in zip(x.unbind(0), w.unbind(0), biases)]
+        # one task (stacked_forward's task loop): a view, which keeps the channels-last layout
+        return outs[0].unsqueeze(0) if n_tasks == 1 else torch.stack(outs)
     if kernel == "unfold_bmm":
         return _conv2d_unfold(module, x, w, b, b_per_task)
     # grouped: tasks become convolution groups, (n, tasks·channels, H, W)
@@ -146,16 +165,23 @@ def _conv2d(module: nn.Conv2d, x: Tensor, weight: tuple[Tensor, bool], bias: tup
 def per_task_conv_kernel(module: nn.Conv2d, n_examples: int) -> str:
     """How ``stacked_forward`` runs ``module`` with per-task kernels on ``n_examples`` per task.
 
-    Measured on the Conv4 shapes (``benchmarks/conv_kernels.py``, forward + backward):
-    im2col and one batched matmul over tasks ("unfold_bmm") for a single-channel input
-    (1.6–2× faster than grouped); one dense convolution per task ("dense_loop") from
-    ``DENSE_LOOP_MIN_EXAMPLES`` examples per task; else one grouped convolution ("grouped").
+    Measured on the Conv4 shapes (``benchmarks/conv_kernels.py``, forward + backward): from
+    ``TASK_LOOP_MIN_EXAMPLES`` examples, one dense channels-last convolution per task
+    ("dense_loop"); below, im2col and one batched matmul over tasks ("unfold_bmm") for a
+    single-channel input (1.6–2× faster than grouped); else one grouped convolution ("grouped").
     """
+    if n_examples >= TASK_LOOP_MIN_EXAMPLES:
+        return "dense_loop"
     if module.in_channels == 1 and module.groups == 1 and isinstance(module.padding, tuple):
         return "unfold_bmm"
-    if n_examples >= DENSE_LOOP_MIN_EXAMPLES:
-        return "dense_loop"
     return "grouped"
+
+
+def _channels_last(x: Tensor) -> Tensor:
+    """A 4-d tensor in channels-last memory (kernels (F, C, kh, kw) or images (n, C, H, W)),
+    which makes oneDNN run its channels-last convolution (faster on CPU for these shapes) and
+    return a channels-last output. ``to``, unlike ``contiguous``, also restrides one channel."""
+    return x.to(memory_format=torch.channels_last)
 
 
 def _conv2d_unfold(module: nn.Conv2d, x: Tensor, w: Tensor, b: Tensor | None, b_per_task: bool) -> Tensor:
@@ -182,6 +208,8 @@ def _batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, per_task: Pa
                 prefix: str, mode: BatchNormMode) -> Tensor:
     (w, w_per_task), (b, b_per_task) = _tensors(prefix, ("weight", "bias"), per_task, shared)
     channel_axis = 2
+    if mode == "transductive" and x.shape[1] >= TASK_LOOP_MIN_EXAMPLES:
+        return _fused_batch_norm(module, x, w, w_per_task, b, b_per_task)
     if mode == "transductive":
         reduce_dims = [1, *range(3, x.dim())]  # per task: over examples and positions
         var, mean = torch.var_mean(x, dim=reduce_dims, correction=0, keepdim=True)
@@ -200,6 +228,25 @@ def _batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, per_task: Pa
     if b is not None:
         out = out + _bias_shape(b, b_per_task, out.dim(), channel_axis)
     return out
+
+
+def _fused_batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, w: Tensor | None, w_per_task: bool,
+                      b: Tensor | None, b_per_task: bool) -> Tensor:
+    """Transductive BatchNorm by torch's fused kernel, on the tasks folded into channels.
+
+    Per channel of the folded (n, n_tasks·C, *spatial) tensor is per (task, channel); exact
+    in every derivative outside ``vmap`` (``benchmarks/batch_norm_vmap.py``). Its backward is
+    cheaper than that of the ``var_mean`` formula, its double backward dearer: it serves the
+    large example sets, which are usually query sets, differentiated once.
+    Shapes: x (n_tasks, n, C, *spatial), returned alike.
+    """
+    n_tasks, n = x.shape[:2]
+    folded = x.transpose(0, 1).reshape(n, n_tasks * x.shape[2], *x.shape[3:])
+    weight = None if w is None else w.reshape(-1) if w_per_task else w.repeat(n_tasks)
+    bias = None if b is None else b.reshape(-1) if b_per_task else b.repeat(n_tasks)
+    # torch.batch_norm, unlike F.batch_norm, accepts one value per channel, as var_mean does
+    out = torch.batch_norm(folded, weight, bias, None, None, True, 0.0, module.eps, torch.backends.cudnn.enabled)
+    return out.reshape(n, n_tasks, *x.shape[2:]).transpose(0, 1)
 
 
 def _per_example(module: nn.Module, x: Tensor) -> Tensor:

@@ -84,6 +84,7 @@ class AlgorithmConfig:
     batch_norm: Literal["transductive", "frozen"] = "transductive"
     vectorize: Literal["auto", "stacked", "vmap", "loop"] = "auto"
     chunk_size: int | None = None
+    checkpoint_steps: bool = False
     anil: AnilOptions = field(default_factory=AnilOptions)
     maml_pp: MAMLPlusPlusOptions = field(default_factory=MAMLPlusPlusOptions)
     reptile: ReptileOptions = field(default_factory=ReptileOptions)

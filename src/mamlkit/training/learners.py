@@ -24,6 +24,7 @@ def build_learner(config: Config, model: nn.Module, loss: str) -> MAML:
         batch_norm=algorithm.batch_norm,
         vectorize=algorithm.vectorize,
         chunk_size=algorithm.chunk_size,
+        checkpoint_steps=algorithm.checkpoint_steps,
     )
     name = algorithm.name
     if name == "maml":

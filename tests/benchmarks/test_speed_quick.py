@@ -1,0 +1,30 @@
+"""The speed benchmarks run end to end at smoke size, so that they cannot rot."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def test_speed_quick_checks_and_times_every_workload_for_mamlkit_and_the_plain_loop(tmp_path):
+    out = tmp_path / "quick.json"
+    subprocess.run([sys.executable, str(BENCHMARKS / "speed.py"), "--quick", "--out", str(out)], check=True,
+                   capture_output=True, text=True, timeout=600)
+    results = json.loads(out.read_text())["results"]
+    for impl in ("mamlkit", "plain"):
+        cells = {r["workload"]: r for r in results if r["impl"] == impl}
+        assert sorted(cells) == ["W1", "W2", "W3", "W4", "W5"]
+        assert all(cell["grad_check"] == "ok" and cell["median_ms"] > 0 for cell in cells.values()), cells
+
+
+def test_conv4_iteration_reports_time_and_memory_with_checkpointed_steps():
+    output = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "conv4_iteration.py"), "--threads", "1", "--tasks", "2", "--query", "1",
+         "--steps", "2", "--iters", "1", "--checkpoint-steps"],
+        check=True, capture_output=True, text=True, timeout=300).stdout
+    assert re.search(r"'checkpoint_steps': True.* median \d+ ms  peak RSS \d+ MB", output), output
