@@ -24,6 +24,7 @@ def test_presets_load_round_trip_and_are_recognised(preset):
     assert (config.algorithm.inner_lr, config.algorithm.trajectories, config.policy.hidden) == (0.1, 20, (100, 100))
     assert config.trpo.max_kl == 0.01 and config.eval.inner_lrs == (0.1, 0.05, 0.05)
     assert config.env.horizon == (100 if preset == "rl_navigation" else 200)
+    assert config.env.action_scale == (0.1 if preset == "rl_navigation" else 1.0)  # the paper's code
     assert rl_config_from_data(rl_config_to_data(config)) == config
     assert is_rl_config(read_config_data(preset)) and not is_rl_config(read_config_data("sinusoid"))
 
@@ -44,6 +45,7 @@ def test_the_file_path_loads_like_the_preset_name():
     ("algorithm.trajectories=0", "algorithm.trajectories must be >= 1"),
     ("algorithm.vectorize=stacked", "algorithm.vectorize must be one of 'vmap', 'loop'"),
     ("eval.inner_lrs=[]", "eval.inner_lrs must be a non-empty list"),
+    ("env.action_scale=0", "env.action_scale must be > 0"),
     ("eval.tasks=1", "eval.tasks must be >= 2"),
     ("policy.hidden=[100, 0]", "policy.hidden must list layer widths >= 1"),
     ("train.max_minutes=0", "train.max_minutes must be null"),
@@ -63,3 +65,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "broken")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "last.pt not found" in err
+
+
+def test_action_scale_is_a_navigation_setting():
+    with pytest.raises(ConfigError, match="env.action_scale is a 2D-navigation setting"):
+        load_rl_config("rl_halfcheetah_vel", ["env.action_scale=0.1"])

@@ -15,26 +15,27 @@ pytestmark = pytest.mark.rl
 class OneRobot:
     """The paper's 2D navigation for one robot, in plain Python floats."""
 
-    def __init__(self, goal):
-        self.goal, self.position, self.done = goal, [0.0, 0.0], False
+    def __init__(self, goal, scale):
+        self.goal, self.position, self.scale = goal, [0.0, 0.0], scale
 
     def step(self, action):
-        self.position = [p + min(max(a, -0.1), 0.1) for p, a in zip(self.position, action)]
+        self.position = [p + min(max(self.scale * a, -0.1), 0.1) for p, a in zip(self.position, action)]
         distance = math.dist(self.position, self.goal)
         return list(self.position), -distance, distance < 0.01
 
 
-def test_batched_steps_equal_one_robot_at_a_time(generator):
-    env = Navigation2D()
+@pytest.mark.parametrize("scale", [1.0, 0.1], ids=["raw", "paper_code"])
+def test_batched_steps_equal_one_robot_at_a_time(generator, scale):
+    env = Navigation2D(action_scale=scale)
     goals = env.sample_tasks(64, generator).double()
     goals[0] = torch.tensor([0.05, 0.05])  # reached within a step of the origin: done fires
     obs = env.reset(goals, generator)
-    robots = [OneRobot(goal.tolist()) for goal in goals]
+    robots = [OneRobot(goal.tolist(), scale) for goal in goals]
     assert torch.equal(obs, torch.zeros(64, 2, dtype=torch.float64))
     done_seen = False
     for _ in range(30):
-        actions = torch.randn(64, 2, generator=generator, dtype=torch.float64) * 0.15
-        actions[0] = goals[0] - obs[0]  # step straight onto the goal
+        actions = torch.randn(64, 2, generator=generator, dtype=torch.float64) * 0.15 / scale
+        actions[0] = (goals[0] - obs[0]) / scale  # step straight onto the goal
         obs, reward, done = env.step(actions)
         for i, robot in enumerate(robots):
             want_obs, want_reward, want_done = robot.step(actions[i].tolist())

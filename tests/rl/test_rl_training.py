@@ -58,3 +58,25 @@ def test_the_time_budget_stops_with_a_checkpoint(tmp_path, capsys):
                  "--runs-dir", str(tmp_path)]) == 0
     assert "train.max_minutes = 1e-05 reached after 1 of 50 iterations" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "rl_navigation" / "checkpoints" / "last.pt")["iteration"] == 1
+
+
+def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_corrupt(tmp_path, capsys):
+    """A truncated last.pt: resuming warns and continues from last.prev.pt, exactly."""
+    every = ["train.checkpoint_every=1", *TINY, "--runs-dir", str(tmp_path)]
+    assert main(["train", "rl_navigation", "name=straight", "train.iterations=3", *every]) == 0
+    assert main(["train", "rl_navigation", "name=damaged", "train.iterations=2", *every]) == 0
+    checkpoints = tmp_path / "damaged" / "checkpoints"
+    assert load_checkpoint(checkpoints / "last.prev.pt")["iteration"] == 1
+    last = checkpoints / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "damaged"), "train.iterations=3"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "last.prev.pt (iteration 1)" in err
+    metrics = [json.loads(line) for line in (tmp_path / "damaged" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in metrics] == [1, 2, 3]
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    resumed = load_checkpoint(last)
+    assert resumed["iteration"] == 3
+    for name, tensor in straight["policy"].items():
+        torch.testing.assert_close(resumed["policy"][name], tensor, rtol=0, atol=0)

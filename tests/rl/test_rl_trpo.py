@@ -6,19 +6,32 @@ import pytest
 import torch
 from conftest import loop_adapted_outputs, small_learner
 
-from mamlkit.rl import TRPOSettings, TRPOSettingsError, conjugate_gradient
-from mamlkit.rl.trpo import kl_hessian_vector
+from mamlkit.rl import TRPOSettings, TRPOSettingsError, trpo_step
+from mamlkit.rl.trpo import Linearization, linearize
 
 pytestmark = pytest.mark.rl
 
 
-def test_conjugate_gradient_solves_an_spd_system(generator):
+def test_the_full_step_is_the_natural_gradient_scaled_to_the_kl_bound(generator):
+    """On a linear loss bᵀx with the quadratic KL ½ xᵀAx, the first trial is
+    −A⁻¹b · sqrt(2δ / bᵀA⁻¹b) (CG exact in n iterations; its curvature sᵀAs taken as sᵀb)."""
     m = torch.randn(6, 6, generator=generator, dtype=torch.float64)
     a = m @ m.T + 0.5 * torch.eye(6, dtype=torch.float64)
     b = torch.randn(6, generator=generator, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: a @ v, b, iters=6)  # exact in n steps, up to rounding
-    torch.testing.assert_close(x, torch.linalg.solve(a, b))
-    assert torch.linalg.vector_norm(a @ conjugate_gradient(lambda v: a @ v, b, iters=2) - b) > 1e-6
+    x = torch.nn.Parameter(torch.zeros(6, dtype=torch.float64))
+    settings = TRPOSettings(max_kl=0.02, cg_iters=6, cg_damping=0.0)
+    result = trpo_step([x], Linearization(0.0, b, lambda v: a @ v),
+                       lambda: ((b @ x).item(), (0.5 * x @ a @ x).item() * 0.99), settings)
+    natural = torch.linalg.solve(a, b)
+    torch.testing.assert_close(x.detach(), -natural * (2 * settings.max_kl / (b @ natural)).sqrt())
+    assert result.backtracks == 0 and result.kl_after == pytest.approx(0.99 * settings.max_kl)
+
+
+def test_a_step_that_improves_nothing_leaves_the_parameters(generator):
+    b = torch.randn(4, generator=generator, dtype=torch.float64)
+    x = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    result = trpo_step([x], Linearization(0.0, b, lambda v: v), lambda: (1.0, 0.0), TRPOSettings(max_backtracks=3))
+    assert result.backtracks is None and torch.equal(x.detach(), torch.ones(4, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
@@ -61,16 +74,21 @@ def test_trpo_settings_are_checked():
 
 @pytest.mark.parametrize("vectorize", ["loop", "vmap"])
 @pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
-def test_factored_fisher_vector_equals_double_backward_through_the_inner_step(nav_batch, first_order, vectorize):
+def test_factored_linearization_equals_double_backward_through_the_inner_step(nav_batch, first_order, vectorize):
+    """One shared graph gives the surrogate's value, gradient and F v of plain autograd."""
     _, meta_batch = nav_batch
     learner = small_learner(first_order=first_order, vectorize=vectorize, dtype=torch.float64)
     batch = meta_batch.batch
     old = learner.adapted_outputs(batch, differentiable=False)
     params = list(learner.policy.parameters())
-    _, kl = learner.surrogate(batch, old, differentiable=True)
-    want = kl_hessian_vector(kl, params)
-    got = learner.fisher_vector(batch, old)
+    loss, kl = learner.surrogate(batch, old, differentiable=True)
+    want = linearize(loss, kl, params)
+    got, got_old = learner.linearize(batch)
+    torch.testing.assert_close(got_old, old)
+    assert got.loss == pytest.approx(want.loss, abs=1e-12)
+    torch.testing.assert_close(got.grad, want.grad)
+    assert torch.linalg.vector_norm(want.grad) > 1e-3
     for seed in range(2):
         v = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(seed),
                         dtype=torch.float64)
-        torch.testing.assert_close(got(v), want(v))
+        torch.testing.assert_close(got.fisher_vector(v), want.fisher_vector(v))

@@ -14,14 +14,14 @@ import sys
 import torch
 import yaml
 
-from mamlkit.cli.errors import RunDirError
+from mamlkit.cli.errors import RunDirError, print_problem
 from mamlkit.rl.build import build_env, build_learner
 from mamlkit.rl.config import RLConfig, is_rl_config, load_rl_config, rl_config_to_data
 from mamlkit.rl.env import TaskEnv
 from mamlkit.rl.evaluation import adaptation_returns, markdown_table, summarize
 from mamlkit.rl.plots import plot_navigation, plot_training_returns
 from mamlkit.rl.training import restore_policy, train_rl
-from mamlkit.training import ConfigError, RunFiles
+from mamlkit.training import ConfigError, RunFiles, load_checkpoint
 from mamlkit.training.config import read_config_data
 from mamlkit.training.metrics import read_metrics
 from mamlkit.training.seeding import generator_for
@@ -50,7 +50,8 @@ def train(args: argparse.Namespace) -> int:
     files.config.write_text(yaml.safe_dump(rl_config_to_data(config), sort_keys=False))
     learner = build_learner(config, _threads_and_env(config))
     try:
-        state = train_rl(learner, config, files, resume=args.resume is not None)
+        state = train_rl(learner, config, files, resume=args.resume is not None,
+                         report=lambda note: print_problem(note, kind="warning"))
     except KeyboardInterrupt:
         print(f"mamlkit: interrupted; progress saved in {files.last}. Continue with: "
               f"mamlkit train --resume {files.root}", file=sys.stderr)
@@ -73,7 +74,7 @@ def evaluate(args: argparse.Namespace) -> int:
     config = load_rl_config(str(files.config), args.overrides)
     env = _threads_and_env(config)
     learner = build_learner(config, env)
-    iteration = restore_policy(learner, files.last)
+    iteration = restore_policy(learner, load_checkpoint(files.last), files.last)
     settings = config.eval
     tasks = env.sample_tasks(settings.tasks, generator_for(settings.seed, "test"))
     result = adaptation_returns(learner, tasks, settings.inner_lrs, settings.trajectories,

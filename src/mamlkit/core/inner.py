@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from mamlkit.core.functional import TaskModel
-from mamlkit.core.spec import InnerSpec, shared_at, step_size
+from mamlkit.core.spec import InnerSpec, LearningRate, shared_at, step_size
 from mamlkit.core.types import Params
 
 
@@ -90,7 +90,14 @@ def _inner_step(task_model: TaskModel, per_task: Params, *, shared: Params, supp
         grads = tuple(grad + _proximal_grad(per_task[name], anchor[name], spec) for name, grad in zip(names, grads))
     if spec.optimizer == "adam":
         grads = tuple(_adam_direction(moments, name, grad, step + 1, spec) for name, grad in zip(names, grads))
-    return {name: per_task[name] - step_size(spec.inner_lr, name, step) * grad for name, grad in zip(names, grads)}
+    return {name: _descend(per_task[name], grad, step_size(spec.inner_lr, name, step)) for name, grad in zip(names, grads)}
+
+
+def _descend(param: Tensor, direction: Tensor, lr: LearningRate) -> Tensor:
+    """param − lr · direction; one fused op for a number lr (one graph node fewer to differentiate)."""
+    if isinstance(lr, Tensor):
+        return param - lr * direction
+    return torch.add(param, direction, alpha=-lr)
 
 
 def _proximal_grad(param: Tensor, anchor: Tensor, spec: InnerSpec) -> Tensor:

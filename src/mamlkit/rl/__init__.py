@@ -11,8 +11,8 @@ from mamlkit.rl.env import EnvError, TaskEnv
 from mamlkit.rl.episodes import Episodes, sample_episodes
 from mamlkit.rl.maml_trpo import MAMLTRPO, MetaBatch, PolicyGradientError, PolicyGradientSettings
 from mamlkit.rl.navigation import Navigation2D
-from mamlkit.rl.trpo import TRPOResult, TRPOSettings, TRPOSettingsError, conjugate_gradient, trpo_step
+from mamlkit.rl.trpo import Linearization, TRPOResult, TRPOSettings, TRPOSettingsError, trpo_step
 
-__all__ = ["EnvError", "Episodes", "MAMLTRPO", "MetaBatch", "Navigation2D", "PolicyGradientError",
+__all__ = ["EnvError", "Episodes", "Linearization", "MAMLTRPO", "MetaBatch", "Navigation2D", "PolicyGradientError",
            "PolicyGradientSettings", "RLConfig", "TRPOResult", "TRPOSettings", "TRPOSettingsError", "TaskEnv",
-           "conjugate_gradient", "is_rl_config", "load_rl_config", "sample_episodes", "trpo_step"]
+           "is_rl_config", "load_rl_config", "sample_episodes", "trpo_step"]

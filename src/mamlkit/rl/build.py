@@ -9,7 +9,6 @@ from mamlkit.rl.config import RLConfig
 from mamlkit.rl.env import EnvError, TaskEnv
 from mamlkit.rl.maml_trpo import MAMLTRPO, PolicyGradientSettings
 from mamlkit.rl.navigation import Navigation2D
-from mamlkit.rl.trpo import TRPOSettings
 from mamlkit.training.schema import ConfigError
 
 
@@ -17,7 +16,7 @@ def build_env(config: RLConfig) -> TaskEnv:
     """The batched environment of ``config.env``."""
     kind, horizon = config.env.kind, config.env.horizon
     if kind == "navigation_2d":
-        return Navigation2D(horizon=horizon)
+        return Navigation2D(horizon=horizon, action_scale=config.env.action_scale)
     from mamlkit.rl.halfcheetah import HalfCheetahDir, HalfCheetahVel
 
     try:
@@ -29,7 +28,7 @@ def build_env(config: RLConfig) -> TaskEnv:
 def build_learner(config: RLConfig, env: TaskEnv) -> MAMLTRPO:
     """A freshly initialised policy inside its MAML-TRPO learner; the initial weights depend
     only on ``config.seed`` (torch's global generator is left as it was)."""
-    algorithm, trpo = config.algorithm, config.trpo
+    algorithm = config.algorithm
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         policy = GaussianMLPPolicy(env.obs_dim, env.act_dim, config.policy.hidden, init_std=config.policy.init_std)
@@ -39,7 +38,6 @@ def build_learner(config: RLConfig, env: TaskEnv) -> MAMLTRPO:
                                   gae_lambda=algorithm.gae_lambda,
                                   normalize_advantages=algorithm.normalize_advantages,
                                   baseline_reg=algorithm.baseline_reg),
-        trpo=TRPOSettings(max_kl=trpo.max_kl, cg_iters=trpo.cg_iters, cg_damping=trpo.cg_damping,
-                          backtrack_ratio=trpo.backtrack_ratio, max_backtracks=trpo.max_backtracks),
+        trpo=config.trpo,
         vectorize=algorithm.vectorize,
     )

@@ -1,5 +1,7 @@
 """The RL experiment config: sections ``env``, ``policy``, ``algorithm``, ``trpo``, ``train``, ``eval``.
 
+The ``trpo`` section is ``mamlkit.rl.trpo.TRPOSettings`` itself (its errors name ``trpo.<key>``).
+
 Validated like the supervised config (``mamlkit.training.schema``): an unknown key names
 the closest valid one, a bad value says what is allowed. A config is an RL config when
 it has an ``env`` section (``is_rl_config``); the CLI hands those to ``mamlkit.cli.rl_command``.
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
-
+from mamlkit.rl.trpo import TRPOSettings
 from mamlkit.training.config import apply_overrides, read_config_data
 from mamlkit.training.schema import check_run_identity, from_mapping, require, to_mapping
 
@@ -20,13 +22,20 @@ ENV_KINDS = ("navigation_2d", "halfcheetah_vel", "halfcheetah_dir")
 @dataclass(frozen=True)
 class EnvConfig:
     """The task distribution: ``navigation_2d`` (goals in [−0.5, 0.5]², horizon 100),
-    ``halfcheetah_vel`` (target velocity U[0, 2]) or ``halfcheetah_dir`` (±1), horizon 200."""
+    ``halfcheetah_vel`` (target velocity U[0, 2]) or ``halfcheetah_dir`` (±1), horizon 200.
+    ``action_scale``: 2D navigation moves by the action times this, clipped to ±0.1 (0.1: the
+    paper's code, 1.0: pytorch-maml-rl's; see ``mamlkit.rl.Navigation2D``)."""
 
     kind: Literal["navigation_2d", "halfcheetah_vel", "halfcheetah_dir"] = "navigation_2d"
     horizon: int = 100
+    action_scale: float = 1.0
 
     def __post_init__(self) -> None:
         require(self.horizon >= 1, f"env.horizon must be >= 1; got {self.horizon}")
+        require(self.action_scale > 0, f"env.action_scale must be > 0; got {self.action_scale}")
+        require(self.kind == "navigation_2d" or self.action_scale == 1.0,
+                f"env.action_scale is a 2D-navigation setting; {self.kind} takes actions as they are "
+                f"(remove it or set 1.0); got {self.action_scale}")
 
 
 @dataclass(frozen=True)
@@ -62,24 +71,6 @@ class RLAlgorithmConfig:
         require(0 < self.gamma <= 1, f"algorithm.gamma must lie in (0, 1]; got {self.gamma}")
         require(0 <= self.gae_lambda <= 1, f"algorithm.gae_lambda must lie in [0, 1]; got {self.gae_lambda}")
         require(self.baseline_reg > 0, f"algorithm.baseline_reg must be > 0; got {self.baseline_reg}")
-
-
-@dataclass(frozen=True)
-class TRPOConfig:
-    """The TRPO meta-update: KL bound, conjugate gradient, backtracking line search."""
-
-    max_kl: float = 0.01
-    cg_iters: int = 10
-    cg_damping: float = 0.01
-    backtrack_ratio: float = 0.5
-    max_backtracks: int = 15
-
-    def __post_init__(self) -> None:
-        require(self.max_kl > 0, f"trpo.max_kl must be > 0; got {self.max_kl}")
-        require(self.cg_iters >= 1, f"trpo.cg_iters must be >= 1; got {self.cg_iters}")
-        require(self.cg_damping >= 0, f"trpo.cg_damping must be >= 0; got {self.cg_damping}")
-        require(0 < self.backtrack_ratio < 1, f"trpo.backtrack_ratio must lie in (0, 1); got {self.backtrack_ratio}")
-        require(self.max_backtracks >= 1, f"trpo.max_backtracks must be >= 1; got {self.max_backtracks}")
 
 
 @dataclass(frozen=True)
@@ -132,7 +123,7 @@ class RLConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     algorithm: RLAlgorithmConfig = field(default_factory=RLAlgorithmConfig)
-    trpo: TRPOConfig = field(default_factory=TRPOConfig)
+    trpo: TRPOSettings = field(default_factory=TRPOSettings)
     train: RLTrainConfig = field(default_factory=RLTrainConfig)
     eval: RLEvalConfig = field(default_factory=RLEvalConfig)
 

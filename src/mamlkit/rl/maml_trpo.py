@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +29,7 @@ from mamlkit.rl.baseline import linear_baseline_values
 from mamlkit.rl.env import TaskEnv
 from mamlkit.rl.episodes import Actor, Episodes, sample_episodes
 from mamlkit.rl.losses import gaussian_kl, gaussian_log_prob, pack_targets, reinforce_loss, unpack_targets
-from mamlkit.rl.trpo import FisherVector, TRPOResult, TRPOSettings, trpo_step
+from mamlkit.rl.trpo import Linearization, TRPOResult, TRPOSettings, trpo_step
 
 
 class PolicyGradientError(ValueError):
@@ -155,70 +155,96 @@ class MAMLTRPO:
         ``differentiable``: through the inner step (second order unless ``first_order``)
         back to θ; otherwise values only (the same numbers, no graph).
         """
-        shared = self._shared()
         if differentiable:
-            per_task = per_task_copies(dict(self.policy.named_parameters()), batch.n_tasks, detach=False)
-            trajectory = adapt_tasks(self.task_model, per_task, shared, batch.support_x, batch.support_y, self.spec)
-            adapted = trajectory[-1]
-            return self.task_model.predict(adapted, shared, batch.query_x)
+            _, adapted = self._inner_graph(batch)
+            return self.task_model.predict(adapted, self._shared(), batch.query_x)
         adapted = self.adapt(self.initial_params(batch.n_tasks), batch.support_x, batch.support_y)
         with torch.no_grad():
-            return self.task_model.predict(adapted, shared, batch.query_x)
+            return self.task_model.predict(adapted, self._shared(), batch.query_x)
 
     def surrogate(self, batch: TaskBatch, old_outputs: Tensor, *, differentiable: bool) -> tuple[Tensor, Tensor]:
-        """(loss, KL) of the TRPO meta-update at the current θ, means over tasks.
-
-        loss = −Σᵢ Σ_t m_t ρ_t A_t / Σ_t m_t / n_tasks with ρ_t = π_θ'ᵢ(a_t|s_t) / π_old(a_t|s_t);
-        KL = the mean over tasks and steps taken of KL(π_old ‖ π_θ'ᵢ).
+        """(loss, KL) of the TRPO meta-update at the current θ, means over tasks (see
+        ``surrogate_terms``), with the adapted policies recomputed from θ.
 
         Shapes: old_outputs (n_tasks, n_query, 2 · act_dim), the adapted policies' outputs
         before the update (detached).
         """
         outputs = self.adapted_outputs(batch, differentiable=differentiable)
-        actions, advantages, mask = unpack_targets(batch.query_y)
-        ratio = torch.exp(gaussian_log_prob(outputs, actions) - gaussian_log_prob(old_outputs, actions))
-        loss = -_mean_over_steps(ratio * advantages, mask).mean()
-        return loss, _mean_over_steps(gaussian_kl(old_outputs, outputs), mask).mean()
+        return surrogate_terms(outputs, old_outputs, batch.query_y)
 
-    def fisher_vector(self, batch: TaskBatch, old_outputs: Tensor) -> FisherVector:
-        """F v, the Hessian of the surrogate's KL at the current θ, as Jᵀ F' J.
+    def linearize(self, batch: TaskBatch) -> tuple[Linearization, Tensor]:
+        """The surrogate's value, gradient in θ and Fisher-vector product at the current θ, all
+        from one graph of the inner step, built once and kept for every product; and the
+        adapted policies' outputs there, the ``old_outputs`` of ``surrogate``, detached.
 
-        The KL is a function of the adapted parameters θ'ᵢ(θ), and its gradient in θ'ᵢ is
-        zero where the step starts (θ'ᵢ = θ'ᵢ,old), so its Hessian in θ is exactly
-        Σᵢ Jᵢᵀ F'ᵢ Jᵢ, with F'ᵢ the Hessian in θ'ᵢ and Jᵢ = ∂θ'ᵢ/∂θ = I − α ∇²Lᵢ(θ) (I for
-        first order), which is symmetric, so Jᵢ v is a vector-Jacobian product through
-        ``core.adapt``'s graph. This skips the third derivatives of the support loss that
-        double backward through the inner step would take, and equals it (a test checks).
+        F v is the Hessian of the surrogate's KL, factored as Jᵀ F' J: the KL is a function
+        of the adapted parameters θ'ᵢ(θ), and its gradient in θ'ᵢ is zero where the step
+        starts (θ'ᵢ = θ'ᵢ,old), so its Hessian in θ is exactly Σᵢ Jᵢᵀ F'ᵢ Jᵢ, with F'ᵢ the
+        Hessian in θ'ᵢ and Jᵢ = ∂θ'ᵢ/∂θ = I − α ∇²Lᵢ(θ) (I for first order), which is
+        symmetric, so Jᵢ v is a vector-Jacobian product through ``core.adapt``'s graph.
+        This skips the third derivatives of the support loss that double backward through
+        the inner step would take, and equals it (a test checks). Likewise the gradient is
+        Σᵢ Jᵢᵀ ∇θ'ᵢ loss.
         """
-        shared = self._shared()
-        start = self.initial_params(batch.n_tasks)
-        adapted = adapt_tasks(self.task_model, start, shared, batch.support_x, batch.support_y, self.spec)[-1]
-        at = {name: p.detach().requires_grad_(True) for name, p in adapted.items()}
-        outputs = self.task_model.predict(at, shared, batch.query_x)
-        kl = _mean_over_steps(gaussian_kl(old_outputs, outputs), batch.query_y[..., -1]).mean()
-        kl_grads = torch.autograd.grad(kl, tuple(at.values()), create_graph=True)
-        starts, ends, shapes = tuple(start.values()), tuple(adapted.values()), [p.shape[1:] for p in at.values()]
+        starts, ends = self._inner_graph(batch)
+        at = {name: p.detach().requires_grad_(True) for name, p in ends.items()}
+        outputs = self.task_model.predict(at, self._shared(), batch.query_x)
+        loss, kl = surrogate_terms(outputs, outputs.detach(), batch.query_y)
+        at_values, start_values, end_values = tuple(at.values()), tuple(starts.values()), tuple(ends.values())
+        loss_grads = torch.autograd.grad(loss, at_values, retain_graph=True)
+        grad = self._task_sum(torch.autograd.grad(end_values, start_values, loss_grads, retain_graph=True))
+        kl_grads = torch.autograd.grad(kl, at_values, create_graph=True)
+        shapes = [p.shape[1:] for p in at_values]
 
         def product(v: Tensor) -> Tensor:
             per_task = [piece.reshape(shape).expand(batch.n_tasks, *shape)
                         for piece, shape in zip(v.split([math.prod(s) for s in shapes]), shapes)]
-            jv = torch.autograd.grad(ends, starts, per_task, retain_graph=True)  # Jᵢ v
-            fjv = torch.autograd.grad(kl_grads, tuple(at.values()), jv, retain_graph=True)  # F'ᵢ Jᵢ v
-            jfjv = torch.autograd.grad(ends, starts, fjv, retain_graph=True)  # Jᵢᵀ F'ᵢ Jᵢ v
-            return torch.cat([piece.sum(dim=0).reshape(-1) for piece in jfjv])
+            jv = torch.autograd.grad(end_values, start_values, per_task, retain_graph=True)  # Jᵢ v
+            fjv = torch.autograd.grad(kl_grads, at_values, jv, retain_graph=True)  # F'ᵢ Jᵢ v
+            return self._task_sum(torch.autograd.grad(end_values, start_values, fjv, retain_graph=True))
 
-        return product
+        return Linearization(loss.item(), grad, product), outputs.detach()
 
     def meta_step(self, meta_batch: MetaBatch) -> TRPOResult:
         """One TRPO update of the policy's parameters on ``meta_batch`` (from ``sample``)."""
         batch = meta_batch.batch
-        old_outputs = self.adapted_outputs(batch, differentiable=False)
-        return trpo_step(list(self.policy.parameters()),
-                         lambda differentiable: self.surrogate(batch, old_outputs, differentiable=differentiable),
-                         self.trpo, self.fisher_vector(batch, old_outputs))
+        linear, old_outputs = self.linearize(batch)
+
+        def evaluate() -> tuple[float, float]:
+            loss, kl = self.surrogate(batch, old_outputs, differentiable=False)
+            return loss.item(), kl.item()
+
+        return trpo_step(list(self.policy.parameters()), linear, evaluate, self.trpo)
+
+    def _inner_graph(self, batch: TaskBatch) -> tuple[Params, Params]:
+        """(θ per task, θ'ᵢ): the expanded copies of θ, (n_tasks, *shape) views with their graph
+        to the policy, and the adapted parameters with the inner step's graph from them."""
+        starts = per_task_copies(dict(self.policy.named_parameters()), batch.n_tasks, detach=False)
+        ends = adapt_tasks(self.task_model, starts, self._shared(), batch.support_x, batch.support_y, self.spec)[-1]
+        return starts, ends
+
+    @staticmethod
+    def _task_sum(per_task: Sequence[Tensor]) -> Tensor:
+        """Per-task vectors, tensors (n_tasks, *shape), summed over tasks and flattened, (n_params,)."""
+        return torch.cat([piece.sum(dim=0).reshape(-1) for piece in per_task])
 
     def _shared(self) -> Params:
         return {name: buffer for name, buffer in self.policy.named_buffers()}
+
+
+def surrogate_terms(outputs: Tensor, old_outputs: Tensor, query_y: Tensor) -> tuple[Tensor, Tensor]:
+    """(loss, KL) of the TRPO meta-update, means over tasks.
+
+    loss = −meanᵢ Σ_t m_t ρ_t A_t / Σ_t m_t with ρ_t = π_θ'ᵢ(a_t|s_t) / π_old(a_t|s_t);
+    KL = the mean over tasks and steps taken of KL(π_old ‖ π_θ'ᵢ) (Schulman et al. 2015, eq. 12).
+
+    Shapes: outputs, old_outputs (n_tasks, n_query, 2 · act_dim) the adapted policies' outputs
+    now and before the update; query_y (n_tasks, n_query, act_dim + 2) from ``pack_targets``.
+    """
+    actions, advantages, mask = unpack_targets(query_y)
+    ratio = torch.exp(gaussian_log_prob(outputs, actions) - gaussian_log_prob(old_outputs, actions))
+    loss = -_mean_over_steps(ratio * advantages, mask).mean()
+    return loss, _mean_over_steps(gaussian_kl(old_outputs, outputs), mask).mean()
 
 
 def _mean_over_steps(values: Tensor, mask: Tensor) -> Tensor:

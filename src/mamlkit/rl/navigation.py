@@ -1,10 +1,15 @@
 """2D navigation (Finn et al. 2017, section 5.3): a point robot moves to a goal in the plane.
 
 The robot starts at the origin; the goal is drawn uniformly from [−0.5, 0.5]². Each step
-the action, clipped to [−0.1, 0.1]², is added to the position; the reward is minus the
-Euclidean distance to the goal after the move, and the episode ends within 0.01 of it
-(or after ``horizon`` = 100 steps). The observation is the position. All copies step as
-one tensor operation.
+the action, times ``action_scale`` and clipped to [−0.1, 0.1]², is added to the position;
+the reward is minus the Euclidean distance to the goal after the move, and the episode ends
+within 0.01 of it (or after ``horizon`` = 100 steps). The observation is the position. All
+copies step as one tensor operation.
+
+``action_scale`` = 0.1 is the paper's code (cbfinn/maml_rl wraps the environment in rllab's
+``normalize``, which maps policy actions in [−1, 1] onto [−0.1, 0.1] and clips them); 1.0 is
+pytorch-maml-rl's (the raw action clipped), under which a policy with σ = 1 moves almost
+at random.
 """
 
 from __future__ import annotations
@@ -33,15 +38,16 @@ class Navigation2D:
     task_dim = 2
 
     def __init__(self, *, horizon: int = 100, goal_range: float = 0.5, max_action: float = 0.1,
-                 goal_tolerance: float = 0.01) -> None:
+                 action_scale: float = 1.0, goal_tolerance: float = 0.01) -> None:
         if horizon < 1:
             raise EnvError(f"navigation horizon must be >= 1; got {horizon}")
-        if not (goal_range > 0 and max_action > 0 and goal_tolerance >= 0):
-            raise EnvError("navigation goal_range and max_action must be > 0 and goal_tolerance >= 0; got "
-                           f"{goal_range}, {max_action}, {goal_tolerance}")
+        if not (goal_range > 0 and max_action > 0 and action_scale > 0 and goal_tolerance >= 0):
+            raise EnvError("navigation goal_range, max_action and action_scale must be > 0 and goal_tolerance "
+                           f">= 0; got {goal_range}, {max_action}, {action_scale}, {goal_tolerance}")
         self.horizon = horizon
         self.goal_range = goal_range
         self.max_action = max_action
+        self.action_scale = action_scale
         self.goal_tolerance = goal_tolerance
         self._goals = torch.zeros(0, 2)
         self._position = torch.zeros(0, 2)
@@ -64,6 +70,7 @@ class Navigation2D:
         if actions.shape != self._position.shape:
             raise EnvError(f"navigation actions must have shape {tuple(self._position.shape)}; "
                            f"got {tuple(actions.shape)}")
-        self._position = self._position + actions.to(self._position).clamp(-self.max_action, self.max_action)
+        move = (self.action_scale * actions.to(self._position)).clamp(-self.max_action, self.max_action)
+        self._position = self._position + move
         distance = torch.linalg.vector_norm(self._position - self._goals, dim=-1)
         return self._position.clone(), -distance, distance < self.goal_tolerance

@@ -2,6 +2,8 @@
 
 Iteration i draws its tasks and all its sampling noise from ``generator_for(seed, "train", i)``,
 and TRPO keeps no optimiser state, so a resumed run continues exactly as an uninterrupted one.
+Checkpoints are the supervised loop's (``mamlkit.training.checkpoint``): written atomically,
+the one replaced kept as ``last.prev.pt``, the fallback when ``last.pt`` is damaged.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tqdm import tqdm
 
 from mamlkit.rl.config import RLConfig, rl_config_to_data
 from mamlkit.rl.maml_trpo import MAMLTRPO
-from mamlkit.training import RunFiles, TrainingError, load_checkpoint, save_checkpoint
+from mamlkit.training import RunFiles, TrainingError, save_checkpoint
+from mamlkit.training.checkpoint import load_checkpoint_or_previous, remove_temporaries
 from mamlkit.training.metrics import MetricsLog, truncate_metrics
 from mamlkit.training.seeding import generator_for
 
@@ -31,22 +34,34 @@ class RLTrainState:
     out_of_time: bool = False
 
 
-def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bool = False) -> RLTrainState:
+def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bool = False,
+             report: Callable[[str], None] | None = None) -> RLTrainState:
     """Meta-train ``learner.policy`` for ``config.train.iterations`` TRPO meta-updates.
 
     Each iteration logs to ``metrics.jsonl`` the mean return before and after adaptation
     (over the meta-batch's tasks), the surrogate loss before and after the update, its KL,
     the line-search trial, and the iteration's wall time (of which sampling). ``last.pt`` is
     written atomically every ``checkpoint_every`` iterations, at the end, at the time budget
-    and on Ctrl-C.
+    and on Ctrl-C, the one it replaces kept as ``last.prev.pt``.
+
+    Args:
+        resume: continue from ``last.pt``, or from ``last.prev.pt`` when ``last.pt`` is
+            missing or unreadable (then ``report`` is told).
+        report: called with a one-line note when training carries on past a damaged
+            latest checkpoint.
 
     Raises:
         TrainingError: the surrogate is not finite (the iteration is named; nothing saved from it).
+        CheckpointError: no checkpoint to resume from can be read, or one cannot be written.
     """
     settings = config.train
     state = RLTrainState()
     if resume:
-        state.iteration = restore_policy(learner, files.last)
+        checkpoint, note = load_checkpoint_or_previous(files.last, files.previous)
+        state.iteration = restore_policy(learner, checkpoint, files.last if note is None else files.previous)
+        if note is not None and report is not None:
+            report(note)
+        remove_temporaries(files.last)
         truncate_metrics(files.metrics, state.iteration)
     log = MetricsLog(files.metrics)
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not settings.progress, unit="it",
@@ -72,11 +87,11 @@ def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bo
             bar.set_postfix(pre=f"{record['pre_return']:.1f}", post=f"{record['post_return']:.1f}")
             state.out_of_time = deadline is not None and time.monotonic() >= deadline and done < settings.iterations
             if done % settings.checkpoint_every == 0 or done == settings.iterations or state.out_of_time:
-                save_checkpoint(rl_checkpoint(config, state, learner), files.last)
+                save_checkpoint(rl_checkpoint(config, state, learner), files.last, previous=files.previous)
             if state.out_of_time:
                 break
     except KeyboardInterrupt:
-        save_checkpoint(rl_checkpoint(config, state, learner), files.last)
+        save_checkpoint(rl_checkpoint(config, state, learner), files.last, previous=files.previous)
         raise
     finally:
         bar.close()
@@ -89,15 +104,14 @@ def rl_checkpoint(config: RLConfig, state: RLTrainState, learner: MAMLTRPO) -> d
             "config": rl_config_to_data(config)}
 
 
-def restore_policy(learner: MAMLTRPO, path: Path) -> int:
-    """Load the policy weights of an RL checkpoint into ``learner``; return its iteration.
+def restore_policy(learner: MAMLTRPO, checkpoint: dict[str, Any], path: Path) -> int:
+    """Load the policy weights of an RL ``checkpoint`` (read from ``path``, named in errors)
+    into ``learner``; return its iteration.
 
     Raises:
         TrainingError: the checkpoint is not an RL checkpoint, or its policy does not fit
             the config (e.g. other hidden widths).
-        CheckpointError: the file is missing or unreadable.
     """
-    checkpoint = load_checkpoint(path)
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"{path} is not a MAML-TRPO checkpoint (format {checkpoint.get('format')!r})")
     try:

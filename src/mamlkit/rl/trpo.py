@@ -1,10 +1,14 @@
 """Trust-region policy optimisation steps (Schulman et al. 2015, appendix C).
 
 The step maximises the surrogate's linear model subject to the quadratic model of the mean
-KL divergence, KL ≈ ½ sᵀ F s ≤ δ: the direction solves F x = g by conjugate gradient, using
-only Fisher-vector products F v (second derivatives of the KL by double backward), and
-is scaled to the KL bound. A backtracking line search then shrinks it until the surrogate
+KL divergence, KL ≈ ½ sᵀ F s ≤ δ: the direction solves (F + λI) x = g by conjugate gradient
+(``mamlkit.algorithms.conjugate_gradient``), using only Fisher-vector products F v, and is
+scaled to the KL bound. A backtracking line search then shrinks it until the surrogate
 improves and the exact KL is within δ; if no trial does, the parameters are left unchanged.
+
+The caller supplies the surrogate's value, gradient and Fisher-vector product at the
+starting parameters (a ``Linearization``), so that it can build them from one shared graph
+(``MAMLTRPO.linearize``); ``linearize`` does it by plain autograd.
 """
 
 from __future__ import annotations
@@ -16,23 +20,27 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-Surrogate = Callable[[bool], tuple[Tensor, Tensor]]
-"""``surrogate(differentiable) -> (loss, kl)``, scalars at the current parameters. The loss is
-minimised; the KL is to the policy the step starts from. With ``differentiable`` False only
-the values are needed (the line search), which may be cheaper."""
+from mamlkit.algorithms import conjugate_gradient
+from mamlkit.training.schema import ConfigError
 
 FisherVector = Callable[[Tensor], Tensor]
 """``fisher_vector(v) -> F v``: the Hessian of the KL at the starting parameters times a flat
 vector v (n_params,), without damping."""
 
+Evaluate = Callable[[], tuple[float, float]]
+"""``evaluate() -> (loss, kl)`` at the current parameters: the surrogate loss (minimised) and
+the KL to the policy the step started from; values only, no graph."""
 
-class TRPOSettingsError(ValueError):
-    """A TRPO setting out of its allowed range."""
+
+class TRPOSettingsError(ConfigError):
+    """A TRPO setting out of its allowed range; the message names it as the config's ``trpo.<key>``."""
 
 
 @dataclass(frozen=True)
 class TRPOSettings:
-    """Attributes:
+    """The TRPO meta-update, also the config's ``trpo`` section.
+
+    Attributes:
         max_kl: the trust region δ on the mean KL divergence, > 0.
         cg_iters: conjugate-gradient iterations, >= 1.
         cg_damping: λ added to the Fisher matrix (F + λI), >= 0, for a well-posed solve.
@@ -42,20 +50,28 @@ class TRPOSettings:
 
     max_kl: float = 0.01
     cg_iters: int = 10
-    cg_damping: float = 0.01
-    backtrack_ratio: float = 0.5
+    cg_damping: float = 1e-5
+    backtrack_ratio: float = 0.8
     max_backtracks: int = 15
 
     def __post_init__(self) -> None:
-        if not self.max_kl > 0:
-            raise TRPOSettingsError(f"max_kl must be > 0; got {self.max_kl}")
-        if self.cg_iters < 1 or self.max_backtracks < 1:
-            raise TRPOSettingsError(f"cg_iters and max_backtracks must be >= 1; got {self.cg_iters}, "
-                                    f"{self.max_backtracks}")
-        if not self.cg_damping >= 0:
-            raise TRPOSettingsError(f"cg_damping must be >= 0; got {self.cg_damping}")
-        if not 0 < self.backtrack_ratio < 1:
-            raise TRPOSettingsError(f"backtrack_ratio must lie in (0, 1); got {self.backtrack_ratio}")
+        checks = ((self.max_kl > 0, f"trpo.max_kl must be > 0; got {self.max_kl}"),
+                  (self.cg_iters >= 1, f"trpo.cg_iters must be >= 1; got {self.cg_iters}"),
+                  (self.cg_damping >= 0, f"trpo.cg_damping must be >= 0; got {self.cg_damping}"),
+                  (0 < self.backtrack_ratio < 1,
+                   f"trpo.backtrack_ratio must lie in (0, 1); got {self.backtrack_ratio}"),
+                  (self.max_backtracks >= 1, f"trpo.max_backtracks must be >= 1; got {self.max_backtracks}"))
+        for ok, message in checks:
+            if not ok:
+                raise TRPOSettingsError(message)
+
+
+class Linearization(NamedTuple):
+    """The surrogate at the starting parameters: its value, its gradient (n_params,) and F v."""
+
+    loss: float
+    grad: Tensor
+    fisher_vector: FisherVector
 
 
 class TRPOResult(NamedTuple):
@@ -66,29 +82,6 @@ class TRPOResult(NamedTuple):
     loss_after: float
     kl_after: float
     backtracks: int | None
-
-
-def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int,
-                       residual_tol: float = 1e-10) -> Tensor:
-    """Approximately solve A x = b for symmetric positive-definite A given as ``matvec``.
-
-    Shapes: b (n,) -> x (n,). Stops early once the squared residual is below ``residual_tol``.
-    """
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = b.clone()
-    rr = r @ r
-    for _ in range(iters):
-        if rr < residual_tol:
-            break
-        ap = matvec(p)
-        alpha = rr / (p @ ap)
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = r @ r
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
 
 
 def kl_hessian_vector(kl: Tensor, params: Sequence[Tensor]) -> FisherVector:
@@ -103,44 +96,50 @@ def kl_hessian_vector(kl: Tensor, params: Sequence[Tensor]) -> FisherVector:
     return fisher_vector
 
 
-def trpo_step(params: Sequence[nn.Parameter], surrogate: Surrogate, settings: TRPOSettings,
-              fisher_vector: FisherVector | None = None) -> TRPOResult:
+def linearize(loss: Tensor, kl: Tensor, params: Sequence[Tensor]) -> Linearization:
+    """The ``Linearization`` of a surrogate ``loss`` and its ``kl`` (scalars with their graphs to
+    ``params``; the KL 0 at ``params``, so that its Hessian there is the Fisher matrix)."""
+    params = list(params)
+    grad = _flat(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True), params)
+    return Linearization(loss.item(), grad, kl_hessian_vector(kl, params))
+
+
+def trpo_step(params: Sequence[nn.Parameter], linear: Linearization, evaluate: Evaluate,
+              settings: TRPOSettings) -> TRPOResult:
     """One TRPO update of ``params`` in place.
 
     Args:
         params: the parameters to update.
-        surrogate: the objective and the KL to the starting policy (see ``Surrogate``);
-            its KL must be 0 at the starting parameters, so that its Hessian there is the
-            Fisher matrix.
+        linear: the surrogate's value, gradient and Fisher-vector product at ``params``.
+        evaluate: the surrogate and its KL at the parameters as they are now (the line search).
         settings: trust region, conjugate gradient and line search.
-        fisher_vector: F v at the starting parameters; ``None``: ``kl_hessian_vector`` of the
-            surrogate's KL.
 
     Returns:
         See ``TRPOResult``.
+
+    The step's curvature sᵀ(F + λI)s is taken as sᵀg: CG from 0 leaves its residual
+    orthogonal to the iterate (the Galerkin condition), so the two agree and no
+    Fisher-vector product is spent on it; the line search checks the exact KL anyway.
     """
     params = list(params)
-    loss, kl = surrogate(True)
-    grad = _flat(torch.autograd.grad(loss, params, retain_graph=fisher_vector is None, allow_unused=True), params)
-    fisher = kl_hessian_vector(kl, params) if fisher_vector is None else fisher_vector
+    grad = linear.grad.detach()
 
-    def damped(v: Tensor) -> Tensor:
-        return fisher(v) + settings.cg_damping * v
+    def damped(v: list[Tensor]) -> list[Tensor]:  # one "task": (1, n_params)
+        return [(linear.fisher_vector(v[0][0]) + settings.cg_damping * v[0][0]).unsqueeze(0)]
 
-    direction = conjugate_gradient(damped, grad.detach(), settings.cg_iters)
-    curvature = direction @ damped(direction)  # sᵀ (F + λI) s
-    loss_before = loss.item()
-    if not (math.isfinite(curvature.item()) and curvature.item() > 0):
-        return TRPOResult(loss_before, loss_before, 0.0, None)
-    full_step = direction * torch.sqrt(2 * settings.max_kl / curvature)
+    direction = conjugate_gradient(damped, [grad.unsqueeze(0)], settings.cg_iters)[0][0]
+    curvature = (direction @ grad).item()
+    if not (math.isfinite(curvature) and curvature > 0):
+        return TRPOResult(linear.loss, linear.loss, 0.0, None)
+    full_step = direction * math.sqrt(2 * settings.max_kl / curvature)
     start = torch.nn.utils.parameters_to_vector(params).detach()
     for trial in range(settings.max_backtracks):
         _set(params, start - settings.backtrack_ratio**trial * full_step)
-        new_loss, new_kl = (value.item() for value in surrogate(False))
-        if new_loss < loss_before and new_kl <= settings.max_kl:
-            return TRPOResult(loss_before, new_loss, new_kl, trial)
+        new_loss, new_kl = evaluate()
+        if new_loss < linear.loss and new_kl <= settings.max_kl:
+            return TRPOResult(linear.loss, new_loss, new_kl, trial)
     _set(params, start)
-    return TRPOResult(loss_before, loss_before, 0.0, None)
+    return TRPOResult(linear.loss, linear.loss, 0.0, None)
 
 
 def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
