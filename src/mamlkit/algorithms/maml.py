@@ -107,6 +107,8 @@ class MAML:
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
                                        or chunk_size < 1):
             raise SpecError(f"chunk_size must be None or an integer >= 1; got {chunk_size!r}")
+        if not isinstance(checkpoint_steps, bool):
+            raise SpecError(f"checkpoint_steps must be True or False; got {checkpoint_steps!r}")
         self.model = model
         self.loss_name, self.loss = resolve_loss(loss)
         self.batch_norm = batch_norm
@@ -117,7 +119,7 @@ class MAML:
             first_order=first_order,
             adapts=_adapting_names(model, adapts),
             step_weights=None if step_weights is None else tuple(float(w) for w in step_weights),
-            checkpoint_steps=bool(checkpoint_steps),
+            checkpoint_steps=checkpoint_steps,
         )
         self.vectorize_used: Vectorize | None = None if vectorize == "auto" else vectorize
         self.eval_batch_norm: BatchNormMode = batch_norm

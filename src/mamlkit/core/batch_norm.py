@@ -59,7 +59,7 @@ def batch_norm_transductive(
     return out
 
 
-def batch_norm_frozen(
+def _batch_norm_frozen(
     input: Tensor,
     running_mean: Tensor | None,
     running_var: Tensor | None,
@@ -99,7 +99,7 @@ class BatchNormIn(TorchFunctionMode):
         bound = _bind_batch_norm(*args, **kwargs)
         if self.mode == "transductive":
             return batch_norm_transductive(bound["input"], bound["weight"], bound["bias"], bound["eps"])
-        return batch_norm_frozen(
+        return _batch_norm_frozen(
             bound["input"], bound["running_mean"], bound["running_var"],
             bound["weight"], bound["bias"], bound["eps"],
         )

@@ -145,19 +145,16 @@ def _conv2d(module: nn.Conv2d, x: Tensor, weight: tuple[Tensor, bool], bias: tup
         out = out.reshape(n_tasks, n, *out.shape[1:])
         return out + _bias_shape(b, True, out.dim(), 2) if b_per_task else out
     kernel = per_task_conv_kernel(module, n)
-    if kernel == "dense_loop":
-        biases = b.unbind(0) if b is not None and b_per_task else [b] * n_tasks
-        outs = [F.conv2d(_channels_last(task_x), _channels_last(task_w), task_b, groups=module.groups, **options)
-                for task_x, task_w, task_b in zip(x.unbind(0), w.unbind(0), biases)]
-        # one task (stacked_forward's task loop): a view, which keeps the channels-last layout
-        return outs[0].unsqueeze(0) if n_tasks == 1 else torch.stack(outs)
+    if kernel == "dense_loop":  # stacked_forward runs these sizes task by task: n_tasks is 1
+        task_b = b[0] if b is not None and b_per_task else b
+        out = F.conv2d(_channels_last(x[0]), _channels_last(w[0]), task_b, groups=module.groups, **options)
+        return out.unsqueeze(0)  # a view, which keeps the channels-last layout
     if kernel == "unfold_bmm":
         return _conv2d_unfold(module, x, w, b, b_per_task)
     # grouped: tasks become convolution groups, (n, tasks·channels, H, W)
     grouped = x.transpose(0, 1).reshape(n, n_tasks * x.shape[2], *x.shape[3:])
     kernels = w.reshape(n_tasks * w.shape[1], *w.shape[2:])
-    if b is not None:
-        b = b.reshape(-1) if b_per_task else b.repeat(n_tasks)
+    b = _per_folded_channel(b, b_per_task, n_tasks)
     out = F.conv2d(grouped, kernels, b, groups=n_tasks * module.groups, **options)
     return out.reshape(n, n_tasks, w.shape[1], *out.shape[2:]).transpose(0, 1)
 
@@ -166,8 +163,8 @@ def per_task_conv_kernel(module: nn.Conv2d, n_examples: int) -> str:
     """How ``stacked_forward`` runs ``module`` with per-task kernels on ``n_examples`` per task.
 
     Measured on the Conv4 shapes (``benchmarks/conv_kernels.py``, forward + backward): from
-    ``TASK_LOOP_MIN_EXAMPLES`` examples, one dense channels-last convolution per task
-    ("dense_loop"); below, im2col and one batched matmul over tasks ("unfold_bmm") for a
+    ``TASK_LOOP_MIN_EXAMPLES`` examples, one dense channels-last convolution of the one task
+    that ``stacked_forward``'s task loop passes ("dense_loop"); below, im2col and one batched matmul over tasks ("unfold_bmm") for a
     single-channel input (1.6–2× faster than grouped); else one grouped convolution ("grouped").
     """
     if n_examples >= TASK_LOOP_MIN_EXAMPLES:
@@ -242,11 +239,18 @@ def _fused_batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, w: Ten
     """
     n_tasks, n = x.shape[:2]
     folded = x.transpose(0, 1).reshape(n, n_tasks * x.shape[2], *x.shape[3:])
-    weight = None if w is None else w.reshape(-1) if w_per_task else w.repeat(n_tasks)
-    bias = None if b is None else b.reshape(-1) if b_per_task else b.repeat(n_tasks)
+    weight, bias = _per_folded_channel(w, w_per_task, n_tasks), _per_folded_channel(b, b_per_task, n_tasks)
     # torch.batch_norm, unlike F.batch_norm, accepts one value per channel, as var_mean does
     out = torch.batch_norm(folded, weight, bias, None, None, True, 0.0, module.eps, torch.backends.cudnn.enabled)
     return out.reshape(n, n_tasks, *x.shape[2:]).transpose(0, 1)
+
+
+def _per_folded_channel(tensor: Tensor | None, per_task: bool, n_tasks: int) -> Tensor | None:
+    """A per-channel tensor, (n_tasks, C) or shared (C,), as (n_tasks·C,): one entry per channel
+    of the tasks folded into channels."""
+    if tensor is None:
+        return None
+    return tensor.reshape(-1) if per_task else tensor.repeat(n_tasks)
 
 
 def _per_example(module: nn.Module, x: Tensor) -> Tensor:
