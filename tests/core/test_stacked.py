@@ -94,3 +94,26 @@ def test_which_models_take_the_stacked_path():
 def test_the_per_task_conv_kernel_is_chosen_by_input_channels_and_examples(in_channels, n_examples, kernel):
     assert stacked.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding=1), n_examples) == kernel
     assert stacked.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding="same"), n_examples) != "unfold_bmm"
+
+
+def test_the_task_loop_back_propagates_in_channels_last_memory(monkeypatch):
+    """The gradients reaching each ReLU of the task loop are channels-last like its outputs
+    (a layout mix, e.g. from ``flatten``'s or ``select``'s backward, makes every backward kernel
+    several times slower without changing a number, so only this test can see it)."""
+    monkeypatch.setattr(stacked, "TASK_LOOP_MIN_EXAMPLES", 1)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 3 * 3, 2))
+    per_task = {name: p.detach().unsqueeze(0).repeat(2, *[1] * p.dim()).requires_grad_()
+                for name, p in model.named_parameters()}
+    layouts = []
+
+    def spying_relu(x):
+        out = torch.relu(x)
+        out.register_hook(lambda grad: layouts.append((out.stride(2) == 1, grad.stride(2) == 1)))
+        return out
+
+    monkeypatch.setattr(nn.ReLU, "forward", lambda self, x: spying_relu(x))
+    out = stacked.stacked_forward(model, per_task, {}, torch.randn(2, 3, 1, 6, 6), batch_norm="transductive")
+    out.sum().backward()
+    assert layouts == [(True, True)] * 4  # 2 tasks × 2 ReLUs, outputs and gradients channels-last

@@ -66,8 +66,9 @@ class MAML:
             else vmap, falling back to the loop once if the model cannot be vmapped (see
             ``vectorize_used``).
         chunk_size: tasks mapped over at once; ``meta_backward`` frees each chunk's graph before
-            the next. ``None``: as many as keep the chunk's inputs under
-            ``mamlkit.core.outer.CHUNK_INPUT_ELEMENTS`` elements. The results do not depend on it.
+            the next (and runs the query sets a few tasks at a time within it). ``None``: as many
+            as keep the chunk's support inputs under ``mamlkit.core.outer.CHUNK_INPUT_ELEMENTS``
+            elements. The results do not depend on it.
         checkpoint_steps: recompute each inner step's graph in the backward pass instead of
             keeping it (second order): memory flat in ``inner_steps``, about 1.3× the time
             (``benchmarks/inner_checkpointing.py``). Same meta-gradient.

@@ -80,30 +80,101 @@ def meta_backward(
     """Accumulate the meta-gradient into ``.grad`` of the leaf tensors; return the meta-loss.
 
     Equal to ``meta_loss(...).backward()``, but each chunk of ``chunk_size`` tasks is
-    back-propagated and freed before the next one, so peak memory is that of one chunk.
+    back-propagated and freed before the next one, and within a chunk the query sets run a
+    few tasks at a time (``query_chunk_size``, see ``_query_backward``), so peak memory is
+    that of one chunk's inner loop and one query sub-batch.
 
     Returns:
         The meta-loss, a detached scalar.
     """
     total = batch.support_x.new_zeros(())
     for chunk in task_chunks(batch, chunk_size):
-        chunk_sum = task_meta_losses(task_model, adapting, shared, chunk, spec).sum()
-        (chunk_sum / batch.n_tasks).backward()
-        total = total + chunk_sum.detach()
+        chunk = task_model.embed(shared, chunk)
+        per_task = per_task_copies(adapting, chunk.n_tasks, detach=False)
+        trajectory = adapt(task_model, per_task, shared, chunk.support_x, chunk.support_y, spec)
+        total = total + _query_backward(task_model, trajectory, shared, chunk, spec, scale=1 / batch.n_tasks)
     return total / batch.n_tasks
 
 
-CHUNK_INPUT_ELEMENTS = 2**18
-"""Without a chunk size, a chunk holds as many tasks as keep its support and query inputs
-under this many elements (at least one task): four 5-way 1-shot Omniglot tasks with 15
-queries per class, one miniImageNet task, a whole sinusoid meta-batch. It bounds the peak
-memory of ``meta_backward`` at no cost in speed (``benchmarks/conv4_iteration.py``)."""
+def _query_backward(task_model: TaskModel, trajectory: list[Params], shared: Params, chunk: TaskBatch,
+                    spec: InnerSpec, scale: float) -> Tensor:
+    """Back-propagate ``scale`` · Σᵢ (query loss of task i) through the queries and the inner loop.
+
+    With more tasks than ``query_chunk_size``, the query sets run that many tasks at a time:
+    each sub-batch's graph is built, differentiated down to the tensors it reads (the adapted
+    parameters, the shared tensors, embedded inputs) and freed; their gradients, gathered, then
+    go through the inner loop's graph in one backward pass. The same arithmetic as one
+    backward pass of the whole sum, but the query graphs, usually the largest, never coexist.
+
+    Returns:
+        Σᵢ query loss of the chunk's tasks, detached.
+    """
+    per_sub_batch = query_chunk_size(chunk)
+    if per_sub_batch >= chunk.n_tasks:
+        losses = query_losses(task_model, trajectory, shared, chunk.query_x, chunk.query_y, spec).sum()
+        (losses * scale).backward()
+        return losses.detach()
+    # the tensors the query losses read: with a task axis (sliced per sub-batch) and without
+    tasked = {("adapted", step, name): t for step, params in enumerate(trajectory) for name, t in params.items()}
+    tasked["query_x",] = chunk.query_x
+    untasked = {("shared", name): t for name, t in shared.items()}
+    for step, params in enumerate(spec.per_step_shared or ()):
+        untasked.update({("per_step", step, name): t for name, t in params.items()})
+    untasked_leaves = {key: _leaf(t) for key, t in untasked.items()}
+    cut_shared = {name: untasked_leaves["shared", name] for name in shared}
+    cut_spec = spec if spec.per_step_shared is None else replace(spec, per_step_shared=tuple(
+        {name: untasked_leaves["per_step", step, name] for name in params}
+        for step, params in enumerate(spec.per_step_shared)))
+    grads: dict[tuple, list[Tensor]] = {}
+    total = chunk.query_x.new_zeros(())
+    for start in range(0, chunk.n_tasks, per_sub_batch):
+        stop = min(start + per_sub_batch, chunk.n_tasks)
+        leaves = {key: _leaf(t[start:stop]) for key, t in tasked.items()}
+        sub_trajectory = [{name: leaves["adapted", step, name] for name in params}
+                          for step, params in enumerate(trajectory)]
+        losses = query_losses(task_model, sub_trajectory, cut_shared, leaves["query_x",], chunk.query_y[start:stop],
+                              cut_spec).sum()
+        leaves.update(untasked_leaves)
+        differentiable = {key: leaf for key, leaf in leaves.items() if leaf.requires_grad}
+        # unused tensors get no gradient (None), as in one backward pass: an optimizer skips them
+        for key, grad in zip(differentiable, torch.autograd.grad(losses * scale, tuple(differentiable.values()),
+                                                                 allow_unused=True)):
+            if grad is not None:
+                grads.setdefault(key, []).append(grad)
+        total = total + losses.detach()
+    originals = {**tasked, **untasked}
+    outputs = [originals[key] for key in grads]
+    output_grads = [torch.cat(parts) if key in tasked else sum(parts[1:], parts[0]) for key, parts in grads.items()]
+    if outputs:
+        torch.autograd.backward(outputs, output_grads)
+    return total
+
+
+def _leaf(tensor: Tensor) -> Tensor:
+    """``tensor`` cut from its graph; a leaf that requires grad if ``tensor`` does."""
+    return tensor.detach().requires_grad_(tensor.requires_grad)
+
+
+CHUNK_INPUT_ELEMENTS = 2**14
+"""Without a chunk size, a chunk holds as many tasks as keep its support inputs under this
+many elements (at least one task): four 5-way 1-shot Omniglot tasks, one miniImageNet task,
+a whole sinusoid meta-batch. It bounds the memory of the inner loop's graph, which for
+per-task convolution kernels grows by about 12 MB per 5-way 1-shot Omniglot task; more tasks
+per chunk gain little speed (``benchmarks/conv4_iteration.py --chunk``, docs/benchmarks.md)."""
+
+QUERY_CHUNK_INPUT_ELEMENTS = 2**16
+"""``meta_backward`` runs the query sets as many tasks at a time as keep their inputs under this
+many elements (at least one): one Omniglot task with 75 queries, a whole sinusoid meta-batch."""
 
 
 def default_chunk_size(batch: TaskBatch) -> int:
     """Tasks per chunk when none is given: see ``CHUNK_INPUT_ELEMENTS``."""
-    per_task = batch.support_x[0].numel() + batch.query_x[0].numel()
-    return max(1, min(batch.n_tasks, CHUNK_INPUT_ELEMENTS // max(per_task, 1)))
+    return max(1, min(batch.n_tasks, CHUNK_INPUT_ELEMENTS // max(batch.support_x[0].numel(), 1)))
+
+
+def query_chunk_size(batch: TaskBatch) -> int:
+    """Tasks per query sub-batch in ``meta_backward``: see ``QUERY_CHUNK_INPUT_ELEMENTS``."""
+    return max(1, min(batch.n_tasks, QUERY_CHUNK_INPUT_ELEMENTS // max(batch.query_x[0].numel(), 1)))
 
 
 def task_chunks(batch: TaskBatch, chunk_size: int | None) -> Iterator[TaskBatch]:
