@@ -248,12 +248,15 @@ def _batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, per_task: Pa
             )
         mean = _bias_shape(mean, False, x.dim(), channel_axis)
         var = _bias_shape(var, False, x.dim(), channel_axis)
-    out = (x - mean) * torch.rsqrt(var + module.eps)
+    # x · scale + shift with per-channel scale = w / √(var + ε), shift = b − mean · scale: one
+    # pass over x (and few in its derivatives) where (x − mean) / √(var + ε) · w + b takes four
+    scale = torch.rsqrt(var + module.eps)
     if w is not None:
-        out = out * _bias_shape(w, w_per_task, out.dim(), channel_axis)
+        scale = scale * _bias_shape(w, w_per_task, x.dim(), channel_axis)
+    shift = -mean * scale
     if b is not None:
-        out = out + _bias_shape(b, b_per_task, out.dim(), channel_axis)
-    return out
+        shift = shift + _bias_shape(b, b_per_task, x.dim(), channel_axis)
+    return torch.addcmul(shift, x, scale)
 
 
 def _fused_batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, w: Tensor | None, w_per_task: bool,
