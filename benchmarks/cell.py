@@ -24,6 +24,7 @@ import traceback
 import torch
 
 import peers
+from mamlkit.training.allocator import retain_freed_memory
 import workloads
 
 RESULT_PREFIX = "CELL-RESULT "
@@ -146,6 +147,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--budget", type=float, default=None, help="seconds of timed iterations (default: no cap)")
+    parser.add_argument("--retain-freed-memory", action="store_true",
+                        help="glibc keeps freed memory for reuse (mamlkit.training.allocator), for every cell alike")
     return parser.parse_args(argv)
 
 
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.retain_freed_memory and not retain_freed_memory():
+        raise SystemExit("cell.py: --retain-freed-memory needs glibc's malloc")
     for cell in args.cells.split(","):
         workload_name, impl = cell.split(":")
         result = run_cell(impl, workload_name, args)

@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py [--workloads W1,W2,...] [--impls plain,learn2learn,...]
                                [--iters 20] [--warmup 3] [--budget 40] [--threads N]
-                               [--quick] [--out docs/benchmarks_peers.md] [--out run.json]
+                               [--retain-freed-memory] [--quick] [--out docs/benchmarks_peers.md] [--out run.json]
 
 Full mode: for each workload one child process first checks, in float64 on the
 first ``--check-tasks`` tasks, that every implementation's meta-gradient equals
@@ -88,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny meta-batch, one iteration")
     parser.add_argument("--out", action="append", default=[], help="write to this .md or .json (repeatable)")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the children")
+    parser.add_argument("--retain-freed-memory", action="store_true",
+                        help="every child keeps freed memory for reuse (glibc; as `mamlkit train` does by default)")
     args = parser.parse_args(argv)
     args.workloads = args.workloads.split(",")
     args.impls = args.impls.split(",")
@@ -104,6 +106,8 @@ def run_child(args: argparse.Namespace, cells: list[tuple[str, str]], extra: lis
     command = [args.python, str(CELL_SCRIPT), "--cells", ",".join(f"{w}:{i}" for w, i in cells), *extra]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    if args.retain_freed_memory:
+        command.append("--retain-freed-memory")
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -190,6 +194,8 @@ def metadata(args: argparse.Namespace, results: list[dict], load_before: float) 
         "mode": "quick (smoke test, not a measurement)" if args.quick else "full",
         "check_tasks": "2 (W5: 1; 1 query per class)" if args.quick else args.check_tasks,
         "budget_s": args.budget or "no limit",
+        "allocator": "glibc, freed memory retained (--retain-freed-memory)" if args.retain_freed_memory
+        else "glibc defaults",
     }
 
 
@@ -236,7 +242,7 @@ def markdown_report(meta: dict, results: list[dict], workload_lines: list[str]) 
         f"- Command: `{meta['command']}`",
         f"- Date: {meta['date']}; mode: {meta['mode']}",
         f"- torch {meta['torch']}, Python {meta['python']}; CPU: {meta['cpu']}, {meta['cores']} cores, "
-        f"{meta['threads']} torch threads",
+        f"{meta['threads']} torch threads; allocator: {meta['allocator']}",
         f"- 1-minute load average: {load['before']:.2f} before, up to {load['max_during']:.2f} during, "
         f"{load['after']:.2f} after (timings are only comparable on an otherwise idle machine)",
         "",

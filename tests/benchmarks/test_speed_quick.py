@@ -28,3 +28,13 @@ def test_conv4_iteration_reports_time_and_memory_with_checkpointed_steps():
          "--steps", "2", "--iters", "1", "--checkpoint-steps"],
         check=True, capture_output=True, text=True, timeout=300).stdout
     assert re.search(r"'checkpoint_steps': True.* median \d+ ms  peak RSS \d+ MB", output), output
+
+
+def test_speed_quick_runs_with_freed_memory_retained(tmp_path):
+    out = tmp_path / "quick.json"
+    subprocess.run([sys.executable, str(BENCHMARKS / "speed.py"), "--quick", "--workloads", "W1", "--impls",
+                    "mamlkit", "--retain-freed-memory", "--out", str(out)], check=True, capture_output=True,
+                   text=True, timeout=300)
+    report = json.loads(out.read_text())
+    assert "retained" in report["meta"]["allocator"]
+    assert report["results"][0]["grad_check"] == "ok" and report["results"][0]["median_ms"] > 0

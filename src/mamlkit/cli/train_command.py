@@ -15,6 +15,7 @@ import yaml
 from mamlkit.cli import rl_command
 from mamlkit.cli.errors import RunDirError, print_problem
 from mamlkit.training import Config, RunFiles, load_config, train
+from mamlkit.training.allocator import retain_freed_memory
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
 from mamlkit.training.config import config_to_data, preset_names
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, config: Config, files: RunFiles, ranks: Ranks) -> int:
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
+    if config.train.retain_freed_memory:
+        retain_freed_memory()
     model = build_model(config)
     learner = build_learner(config, model, task_loss(config))
     try:

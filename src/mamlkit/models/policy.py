@@ -2,7 +2,8 @@
 
 A network maps an observation to the mean of a diagonal Gaussian over actions; the
 log standard deviation is a learned vector that does not depend on the state. Both
-adapt in the inner loop.
+adapt in the inner loop. The weights start Xavier-uniform and the biases at zero, as in the
+paper's code (rllab's ``GaussianMLPPolicy``) and pytorch-maml-rl.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class GaussianMLPPolicy(nn.Module):
             raise ValueError(f"GaussianMLPPolicy init_std must be a finite number > 0; got {init_std}")
         self.act_dim = act_dim
         self.mean = mlp(obs_dim, hidden, act_dim)
+        for layer in self.mean.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
 
     def forward(self, obs: Tensor) -> Tensor:
