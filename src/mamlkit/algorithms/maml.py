@@ -70,7 +70,7 @@ class MAML:
             as keep the chunk's support inputs under ``mamlkit.core.outer.CHUNK_INPUT_ELEMENTS``
             elements. The results do not depend on it.
         checkpoint_steps: recompute each inner step's graph in the backward pass instead of
-            keeping it (second order): memory flat in ``inner_steps``, about 1.3× the time
+            keeping it (second order): memory flat in ``inner_steps``, about 1.5× the time
             (``benchmarks/inner_checkpointing.py``). Same meta-gradient.
 
     Example:
