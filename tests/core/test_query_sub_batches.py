@@ -9,7 +9,7 @@ import torch
 import mamlkit
 from mamlkit.algorithms import ANIL, MAMLPlusPlus, MetaSGD, msl_weights
 from mamlkit.core import outer
-from zoo import batch_for, conv_bn, loss_name_for, mlp
+from zoo import batch_for, conv_bn, embedding, loss_name_for, mlp
 
 LEARNERS = {
     "maml_stacked_bn": lambda: mamlkit.MAML(conv_bn().double(), inner_lr=0.3, inner_steps=2, loss="cross_entropy"),
@@ -18,6 +18,10 @@ LEARNERS = {
     "maml_loop_first_order": lambda: mamlkit.MAML(mlp().double(), inner_lr=0.3, inner_steps=2, first_order=True,
                                                   vectorize="loop"),
     "maml_chunked": lambda: mamlkit.MAML(mlp().double(), inner_lr=0.3, inner_steps=1, chunk_size=2),
+    "maml_checkpointed_steps": lambda: mamlkit.MAML(conv_bn().double(), inner_lr=0.3, inner_steps=2,
+                                                    loss="cross_entropy", checkpoint_steps=True),
+    "maml_integer_inputs": lambda: mamlkit.MAML(embedding().double(), inner_lr=0.3, inner_steps=2,
+                                                loss="cross_entropy"),
     "anil_cached_features": lambda: ANIL(conv_bn().double(), inner_lr=0.3, inner_steps=2, loss="cross_entropy"),
     "meta_sgd": lambda: MetaSGD(mlp().double(), inner_lr=0.3, inner_steps=2),
     "maml_pp_msl_bnwb": lambda: MAMLPlusPlus(conv_bn().double(), inner_lr=0.3, inner_steps=3, loss="cross_entropy",
@@ -38,7 +42,8 @@ def meta_gradient(learner, batch, run) -> tuple[dict[str, torch.Tensor], torch.T
 @pytest.mark.parametrize("name", LEARNERS)
 def test_query_sub_batches_give_the_whole_batch_meta_gradient(name, generator, monkeypatch):
     learner = LEARNERS[name]()
-    model_kind = mlp if name in ("maml_loop_first_order", "maml_chunked", "meta_sgd") else conv_bn
+    model_kind = {"maml_loop_first_order": mlp, "maml_chunked": mlp, "meta_sgd": mlp,
+                  "maml_integer_inputs": embedding}.get(name, conv_bn)
     batch = mamlkit.TaskBatch(*batch_for(model_kind, generator))
     assert loss_name_for(model_kind) == learner.loss_name
     def whole_batch(learner, batch):
