@@ -125,7 +125,8 @@ def _query_backward(task_model: TaskModel, trajectory: list[Params], shared: Par
     cut_spec = spec if spec.per_step_shared is None else replace(spec, per_step_shared=tuple(
         {name: untasked_leaves["per_step", step, name] for name in params}
         for step, params in enumerate(spec.per_step_shared)))
-    grads: dict[tuple, list[Tensor]] = {}
+    task_grads: dict[tuple, list[Tensor]] = {}  # one part per sub-batch, concatenated at the end
+    shared_grads: dict[tuple, Tensor] = {}  # summed over the sub-batches as they come
     total = chunk.query_x.new_zeros(())
     for start in range(0, chunk.n_tasks, per_sub_batch):
         stop = min(start + per_sub_batch, chunk.n_tasks)
@@ -139,12 +140,15 @@ def _query_backward(task_model: TaskModel, trajectory: list[Params], shared: Par
         # unused tensors get no gradient (None), as in one backward pass: an optimizer skips them
         for key, grad in zip(differentiable, torch.autograd.grad(losses * scale, tuple(differentiable.values()),
                                                                  allow_unused=True)):
-            if grad is not None:
-                grads.setdefault(key, []).append(grad)
+            if grad is None:
+                continue
+            if key in tasked:
+                task_grads.setdefault(key, []).append(grad)
+            else:
+                shared_grads[key] = shared_grads[key] + grad if key in shared_grads else grad
         total = total + losses.detach()
-    originals = {**tasked, **untasked}
-    outputs = [originals[key] for key in grads]
-    output_grads = [torch.cat(parts) if key in tasked else sum(parts[1:], parts[0]) for key, parts in grads.items()]
+    outputs = [tasked[key] for key in task_grads] + [untasked[key] for key in shared_grads]
+    output_grads = [torch.cat(parts) for parts in task_grads.values()] + list(shared_grads.values())
     if outputs:
         torch.autograd.backward(outputs, output_grads)
     return total
