@@ -15,12 +15,12 @@ FAULTS_OF_A_REALLOCATED_TENSOR = textwrap.dedent("""
     from mamlkit.training.allocator import retain_freed_memory
     applied = retain_freed_memory() if sys.argv[1] == "retain" else None
     faults = []
-    for _ in range(5):  # the heap settles after two
+    for _ in range(20):  # the heap grows for the first few (up to 8 seen), then holds enough
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         tensor = torch.ones(16 * 2**20)  # 64 MiB, above glibc's largest mmap threshold
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
         del tensor
-    print(applied, faults[-1])
+    print(applied, sum(faults[-5:]))
 """)
 
 
@@ -35,7 +35,7 @@ def test_a_freed_large_tensor_is_reused_without_page_faults():
     applied, retained = faults_when_reallocating("retain")
     _, default = faults_when_reallocating("default")
     assert applied == "True"
-    pages = 64 * 2**20 // 4096
+    pages = 5 * 64 * 2**20 // 4096  # of the last five tensors
     assert default > pages / 2  # glibc maps fresh pages for each 64 MiB tensor ...
     assert retained < pages / 20  # ... and, told to keep freed memory, reuses the heap
 

@@ -6,8 +6,8 @@ page fault per 4 KiB when first written, and the kernel zeroes every page. Meta-
 allocates and frees the same large activations every iteration (a miniImageNet query set's
 first-layer output is 68 MB), so on the issue-7 W5 workload this alone was a third of the
 time (docs/benchmarks.md). ``retain_freed_memory`` serves all allocations from the heap
-and never trims it: freed memory is reused without faults, at the price of a resident size
-that stays at its peak.
+and never trims it: once the heap has grown to the working set (a few iterations), freed
+memory is reused without faults, at the price of a resident size that stays at its peak.
 """
 
 from __future__ import annotations
