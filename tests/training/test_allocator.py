@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from mamlkit.training import ConfigError, load_config
 from mamlkit.training.allocator import retain_freed_memory
 
 FAULTS_OF_A_REALLOCATED_TENSOR = textwrap.dedent("""
@@ -42,3 +43,10 @@ def test_a_freed_large_tensor_is_reused_without_page_faults():
 
 def test_it_says_whether_it_applied():
     assert retain_freed_memory() is sys.platform.startswith("linux")
+
+
+def test_the_train_setting_is_on_by_default_and_takes_only_booleans():
+    assert load_config("sinusoid").train.retain_freed_memory is True
+    assert load_config("sinusoid", ["train.retain_freed_memory=false"]).train.retain_freed_memory is False
+    with pytest.raises(ConfigError, match=r"train\.retain_freed_memory must be true or false; got 'maybe'"):
+        load_config("sinusoid", ["train.retain_freed_memory=maybe"])

@@ -53,10 +53,17 @@ def task_meta_losses(
     Returns:
         (n_tasks,) query losses of the adapted parameters.
     """
+    batch, trajectory = _adapted(task_model, adapting, shared, batch, spec)
+    return query_losses(task_model, trajectory, shared, batch.query_x, batch.query_y, spec)
+
+
+def _adapted(task_model: TaskModel, adapting: Params, shared: Params, batch: TaskBatch,
+             spec: InnerSpec) -> tuple[TaskBatch, list[Params]]:
+    """(``batch`` with embedded inputs, the inner loop's trajectory of adapted parameters),
+    differentiable in ``adapting`` and ``shared``."""
     batch = task_model.embed(shared, batch)
     per_task = per_task_copies(adapting, batch.n_tasks, detach=False)
-    trajectory = adapt(task_model, per_task, shared, batch.support_x, batch.support_y, spec)
-    return query_losses(task_model, trajectory, shared, batch.query_x, batch.query_y, spec)
+    return batch, adapt(task_model, per_task, shared, batch.support_x, batch.support_y, spec)
 
 
 def meta_loss(
@@ -89,9 +96,7 @@ def meta_backward(
     """
     total = batch.support_x.new_zeros(())
     for chunk in task_chunks(batch, chunk_size):
-        chunk = task_model.embed(shared, chunk)
-        per_task = per_task_copies(adapting, chunk.n_tasks, detach=False)
-        trajectory = adapt(task_model, per_task, shared, chunk.support_x, chunk.support_y, spec)
+        chunk, trajectory = _adapted(task_model, adapting, shared, chunk, spec)
         total = total + _query_backward(task_model, trajectory, shared, chunk, spec, scale=1 / batch.n_tasks)
     return total / batch.n_tasks
 

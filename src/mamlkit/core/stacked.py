@@ -71,11 +71,11 @@ def stacked_forward(module: nn.Module, per_task: Params, shared: Params, x: Tens
     # unbind, not slicing: its backward stacks the tasks' gradients once, where each slice's
     # backward would fill and copy a tensor of all tasks' size
     tasks_tensors = {name: tensor.unbind(0) for name, tensor in per_task.items()}
-    return torch.stack([
+    return torch.cat([
         _forward(module, {name: tensors[task].unsqueeze(0) for name, tensors in tasks_tensors.items()}, shared,
                  task_x.unsqueeze(0), batch_norm, prefix="")
         for task, task_x in enumerate(x.unbind(0))
-    ]).squeeze(1)
+    ])
 
 
 def _forward(module: nn.Module, per_task: Params, shared: Params, x: Tensor, batch_norm: BatchNormMode,
@@ -169,8 +169,9 @@ def per_task_conv_kernel(module: nn.Conv2d, n_examples: int) -> str:
 
     Measured on the Conv4 shapes (``benchmarks/conv_kernels.py``, forward + backward): from
     ``TASK_LOOP_MIN_EXAMPLES`` examples, one dense channels-last convolution of the one task
-    that ``stacked_forward``'s task loop passes ("dense_loop"); below, im2col and one batched matmul over tasks ("unfold_bmm") for a
-    single-channel input (1.6–2× faster than grouped); else one grouped convolution ("grouped").
+    that ``stacked_forward``'s task loop passes ("dense_loop"); below, im2col and one batched
+    matmul over tasks ("unfold_bmm") for a single-channel input (1.6–2× faster than grouped);
+    else one grouped convolution ("grouped").
     """
     if n_examples >= TASK_LOOP_MIN_EXAMPLES:
         return "dense_loop"
@@ -197,7 +198,7 @@ class _ChannelsLastGradient(torch.autograd.Function):
     gradient to channels-last too. ``flatten``'s backward returns the default layout, and every
     backward kernel below it (ReLU's, BatchNorm's, the convolutions') then mixes layouts, which
     is several times slower than either layout alone (ReLU's backward: 0.2–0.9 ms against 5–6 ms
-on one task's first Conv4 layer, 75 images)."""
+    on one task's first Conv4 layer, 75 images)."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
