@@ -59,7 +59,8 @@ def train(args: argparse.Namespace) -> int:
     if state.out_of_time:
         print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
               f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
-    print(f"trained {state.iteration} iterations; run folder {files.root}")
+    print(f"trained {state.iteration} iterations; best validation return {state.best_val_return:.2f} "
+          f"({files.best.name}); run folder {files.root}")
     print(f"evaluate with: mamlkit eval {files.root}")
     return 0
 
@@ -68,19 +69,21 @@ def evaluate(args: argparse.Namespace) -> int:
     """Returns after 0..len(eval.inner_lrs) adaptation steps on fixed seeded test tasks, 95% CI.
 
     Writes RUN_DIR/eval/results.{json,md}, the training curve and, for 2D navigation, the
-    trajectories before and after adaptation. RL runs keep one checkpoint, ``last.pt``.
+    trajectories before and after adaptation. ``--checkpoint best`` (the default) takes
+    ``best.pt``, the best validation return of training, or ``last.pt`` where there is none.
     """
     files = RunFiles(args.run_dir)
     config = load_rl_config(str(files.config), args.overrides)
     env = _threads_and_env(config)
     learner = build_learner(config, env)
-    iteration = restore_policy(learner, load_checkpoint(files.last), files.last)
+    path = files.best if args.checkpoint == "best" and files.best.is_file() else files.last
+    iteration = restore_policy(learner, load_checkpoint(path), path)
     settings = config.eval
     tasks = env.sample_tasks(settings.tasks, generator_for(settings.seed, "test"))
     result = adaptation_returns(learner, tasks, settings.inner_lrs, settings.trajectories,
                                 generator_for(settings.seed, "test", 1))
     rows = summarize(result.returns, settings.inner_lrs)
-    protocol = {"checkpoint": f"last.pt (iteration {iteration})", "environment": config.env.kind,
+    protocol = {"checkpoint": f"{path.name} (iteration {iteration})", "environment": config.env.kind,
                 "test tasks": settings.tasks, "trajectories per task and step": settings.trajectories,
                 "step sizes": list(settings.inner_lrs), "seed": settings.seed}
     out = files.root / "eval"

@@ -76,17 +76,22 @@ class RLAlgorithmConfig:
 @dataclass(frozen=True)
 class RLTrainConfig:
     """The meta-training loop. ``max_minutes``: a wall-clock budget (null: none), after which
-    training stops with a checkpoint that ``--resume`` continues. ``threads``: torch's CPU threads."""
+    training stops with a checkpoint that ``--resume`` continues. ``threads``: torch's CPU threads.
+    Every ``val_every`` iterations the return after one step on ``val_tasks`` fixed validation
+    tasks is measured; the best policy so far is kept as ``best.pt`` (the paper evaluates the
+    best policy of training)."""
 
     iterations: int = 500
     meta_batch_size: int = 20
     checkpoint_every: int = 10
+    val_every: int = 10
+    val_tasks: int = 40
     threads: int | None = 1
     progress: bool = True
     max_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "meta_batch_size", "checkpoint_every"):
+        for name in ("iterations", "meta_batch_size", "checkpoint_every", "val_every", "val_tasks"):
             require(getattr(self, name) >= 1, f"train.{name} must be >= 1; got {getattr(self, name)}")
         require(self.threads is None or self.threads >= 1,
                 f"train.threads must be null (torch's default) or >= 1; got {self.threads}")

@@ -40,14 +40,20 @@ def plot_navigation(goals: Tensor, episodes: Sequence[Episodes], path: Path, *, 
 
 
 def plot_training_returns(records: Sequence[dict[str, Any]], path: Path, *, title: str) -> None:
-    """Mean return of the meta-batch before and after adaptation against iterations (``metrics.jsonl``)."""
+    """Mean return of the meta-batch before and after adaptation against iterations, and the
+    validation return after 1 step where it was measured (``metrics.jsonl``)."""
     rows = [r for r in records if "pre_return" in r]
+    validations = [r for r in records if "val_return" in r]
     figure = Figure(figsize=(6, 3.8))
     axis = figure.subplots()
     if rows:
         iterations = [r["iteration"] for r in rows]
         axis.plot(iterations, [r["pre_return"] for r in rows], label="before adaptation")
         axis.plot(iterations, [r["post_return"] for r in rows], label="after 1 step")
+    if validations:
+        axis.plot([r["iteration"] for r in validations], [r["val_return"] for r in validations], "k.",
+                  label="after 1 step, validation tasks")
+    if rows or validations:
         axis.legend()
     axis.set_xlabel("iteration")
     axis.set_ylabel("mean return")

@@ -1,9 +1,10 @@
-"""The MAML-TRPO meta-training loop: progress bar, metrics, atomic checkpoints, exact resume.
+"""The MAML-TRPO meta-training loop: progress bar, metrics, validation, atomic checkpoints, exact resume.
 
 Iteration i draws its tasks and all its sampling noise from ``generator_for(seed, "train", i)``,
 and TRPO keeps no optimiser state, so a resumed run continues exactly as an uninterrupted one.
 Checkpoints are the supervised loop's (``mamlkit.training.checkpoint``): written atomically,
-the one replaced kept as ``last.prev.pt``, the fallback when ``last.pt`` is damaged.
+the one replaced kept as ``last.prev.pt``, the fallback when ``last.pt`` is damaged; ``best.pt``
+is the policy of the best validation return so far.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from torch import Tensor
 from tqdm import tqdm
 
 from mamlkit.rl.config import RLConfig, rl_config_to_data
+from mamlkit.rl.evaluation import adaptation_returns
 from mamlkit.rl.maml_trpo import MAMLTRPO
 from mamlkit.training import RunFiles, TrainingError, save_checkpoint
 from mamlkit.training.checkpoint import load_checkpoint_or_previous, remove_temporaries
@@ -28,9 +31,11 @@ CHECKPOINT_FORMAT = "mamlkit-rl-1"
 
 @dataclass
 class RLTrainState:
-    """Completed iterations, and whether ``train.max_minutes`` ended the run early."""
+    """Completed iterations, the best validation return so far (None before the first
+    validation), and whether ``train.max_minutes`` ended the run early."""
 
     iteration: int = 0
+    best_val_return: float | None = None
     out_of_time: bool = False
 
 
@@ -40,9 +45,11 @@ def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bo
 
     Each iteration logs to ``metrics.jsonl`` the mean return before and after adaptation
     (over the meta-batch's tasks), the surrogate loss before and after the update, its KL,
-    the line-search trial, and the iteration's wall time (of which sampling). ``last.pt`` is
-    written atomically every ``checkpoint_every`` iterations, at the end, at the time budget
-    and on Ctrl-C, the one it replaces kept as ``last.prev.pt``.
+    the line-search trial, and the iteration's wall time (of which sampling). Every
+    ``val_every`` iterations and at the end it logs ``val_return`` (``validation_return``) and
+    writes ``best.pt`` when that is the best so far. ``last.pt`` is written atomically every
+    ``checkpoint_every`` iterations, at the end, at the time budget and on Ctrl-C, the one it
+    replaces kept as ``last.prev.pt``.
 
     Args:
         resume: continue from ``last.pt``, or from ``last.prev.pt`` when ``last.pt`` is
@@ -59,10 +66,13 @@ def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bo
     if resume:
         checkpoint, note = load_checkpoint_or_previous(files.last, files.previous)
         state.iteration = restore_policy(learner, checkpoint, files.last if note is None else files.previous)
+        state.best_val_return = checkpoint.get("best_val_return")
         if note is not None and report is not None:
             report(note)
         remove_temporaries(files.last)
+        remove_temporaries(files.best)
         truncate_metrics(files.metrics, state.iteration)
+    val_tasks = learner.env.sample_tasks(settings.val_tasks, generator_for(config.seed, "val"))
     log = MetricsLog(files.metrics)
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not settings.progress, unit="it",
                dynamic_ncols=True, desc=config.name)
@@ -86,7 +96,14 @@ def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bo
             bar.update(1)
             bar.set_postfix(pre=f"{record['pre_return']:.1f}", post=f"{record['post_return']:.1f}")
             state.out_of_time = deadline is not None and time.monotonic() >= deadline and done < settings.iterations
-            if done % settings.checkpoint_every == 0 or done == settings.iterations or state.out_of_time:
+            last = done == settings.iterations or state.out_of_time
+            if done % settings.val_every == 0 or last:
+                val_return = validation_return(learner, val_tasks, config)
+                log.write({"iteration": done, "val_return": val_return})
+                if state.best_val_return is None or val_return > state.best_val_return:
+                    state.best_val_return = val_return
+                    save_checkpoint(rl_checkpoint(config, state, learner), files.best)
+            if done % settings.checkpoint_every == 0 or last:
                 save_checkpoint(rl_checkpoint(config, state, learner), files.last, previous=files.previous)
             if state.out_of_time:
                 break
@@ -99,9 +116,18 @@ def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bo
     return state
 
 
+def validation_return(learner: MAMLTRPO, tasks: Tensor, config: RLConfig) -> float:
+    """Mean return after one training step (``algorithm.inner_lr``, ``algorithm.trajectories``)
+    on the validation ``tasks`` (n_tasks, task_dim). Every call draws the same sampling noise
+    (``generator_for(seed, "val", 1)``), so two policies' values differ by the policies alone."""
+    result = adaptation_returns(learner, tasks, [config.algorithm.inner_lr], config.algorithm.trajectories,
+                                generator_for(config.seed, "val", 1))
+    return result.returns[1].mean().item()
+
+
 def rl_checkpoint(config: RLConfig, state: RLTrainState, learner: MAMLTRPO) -> dict[str, Any]:
-    return {"format": CHECKPOINT_FORMAT, "iteration": state.iteration, "policy": learner.policy.state_dict(),
-            "config": rl_config_to_data(config)}
+    return {"format": CHECKPOINT_FORMAT, "iteration": state.iteration, "best_val_return": state.best_val_return,
+            "policy": learner.policy.state_dict(), "config": rl_config_to_data(config)}
 
 
 def restore_policy(learner: MAMLTRPO, checkpoint: dict[str, Any], path: Path) -> int:
