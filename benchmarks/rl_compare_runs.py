@@ -1,0 +1,55 @@
+"""Compare MAML-TRPO runs by their training curves: the post-adaptation return of the
+meta-batches after a warm-up, and each run's difference from the first run, iteration by
+iteration (runs with the same ``seed`` draw the same tasks in the same iteration, so the
+paired difference removes most of the task-to-task spread).
+
+    python benchmarks/rl_compare_runs.py runs/ctl runs/lam80 --skip 20
+
+Prints, per run: iterations, seconds per iteration, the mean post-adaptation return over the
+iterations after ``--skip`` (± 95% CI), and the mean paired difference from the first run (± 95% CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from mamlkit.training.metrics import read_metrics
+
+
+def post_returns(run: Path) -> dict[int, float]:
+    """Iteration → the meta-batch's mean return after adaptation, from ``run/metrics.jsonl``."""
+    return {r["iteration"]: r["post_return"] for r in read_metrics(run / "metrics.jsonl") if "post_return" in r}
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its normal-approximation 95% interval (needs two values)."""
+    return statistics.mean(values), 1.96 * statistics.stdev(values) / len(values) ** 0.5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders; the first is the reference")
+    parser.add_argument("--skip", type=int, default=20, help="warm-up iterations left out (default 20)")
+    args = parser.parse_args()
+    reference = post_returns(args.runs[0])
+    for run in args.runs:
+        returns = post_returns(run)
+        seconds = [r["seconds"] for r in read_metrics(run / "metrics.jsonl") if "seconds" in r]
+        later = [value for iteration, value in returns.items() if iteration > args.skip]
+        paired = [returns[i] - reference[i] for i in sorted(returns.keys() & reference.keys()) if i > args.skip]
+        if len(later) < 2:
+            print(f"{run}: {len(returns)} iterations, too few after --skip {args.skip}")
+            continue
+        level, level_ci = mean_ci95(later)
+        line = (f"{run}: {len(returns)} iterations, {statistics.median(seconds):.1f} s/iteration (median), "
+                f"post-adaptation return after iteration {args.skip}: {level:.2f} ± {level_ci:.2f}")
+        if run != args.runs[0] and len(paired) >= 2:
+            difference, difference_ci = mean_ci95(paired)
+            line += f"; minus {args.runs[0].name}: {difference:+.2f} ± {difference_ci:.2f} ({len(paired)} iterations)"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
