@@ -15,17 +15,15 @@ import argparse
 import statistics
 from pathlib import Path
 
+import torch
+
+from mamlkit.evaluation.stats import mean_ci95
 from mamlkit.training.metrics import read_metrics
 
 
 def post_returns(run: Path) -> dict[int, float]:
     """Iteration → the meta-batch's mean return after adaptation, from ``run/metrics.jsonl``."""
     return {r["iteration"]: r["post_return"] for r in read_metrics(run / "metrics.jsonl") if "post_return" in r}
-
-
-def mean_ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its normal-approximation 95% interval (needs two values)."""
-    return statistics.mean(values), 1.96 * statistics.stdev(values) / len(values) ** 0.5
 
 
 def main() -> None:
@@ -42,11 +40,11 @@ def main() -> None:
         if len(later) < 2:
             print(f"{run}: {len(returns)} iterations, too few after --skip {args.skip}")
             continue
-        level, level_ci = mean_ci95(later)
+        level, level_ci = mean_ci95(torch.tensor(later, dtype=torch.float64))
         line = (f"{run}: {len(returns)} iterations, {statistics.median(seconds):.1f} s/iteration (median), "
                 f"post-adaptation return after iteration {args.skip}: {level:.2f} ± {level_ci:.2f}")
         if run != args.runs[0] and len(paired) >= 2:
-            difference, difference_ci = mean_ci95(paired)
+            difference, difference_ci = mean_ci95(torch.tensor(paired, dtype=torch.float64))
             line += f"; minus {args.runs[0].name}: {difference:+.2f} ± {difference_ci:.2f} ({len(paired)} iterations)"
         print(line)
 

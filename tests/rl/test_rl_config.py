@@ -43,6 +43,8 @@ def test_the_file_path_loads_like_the_preset_name():
     ("algorithm.gamma=0", r"algorithm.gamma must lie in \(0, 1\]"),
     ("algorithm.gae_lambda=2", r"algorithm.gae_lambda must lie in \[0, 1\]"),
     ("algorithm.trajectories=0", "algorithm.trajectories must be >= 1"),
+    ("train.val_every=0", "train.val_every must be >= 1"),
+    ("train.val_tasks=0", "train.val_tasks must be >= 1"),
     ("algorithm.vectorize=stacked", "algorithm.vectorize must be one of 'vmap', 'loop'"),
     ("eval.inner_lrs=[]", "eval.inner_lrs must be a non-empty list"),
     ("env.action_scale=0", "env.action_scale must be > 0"),

@@ -59,8 +59,10 @@ def train(args: argparse.Namespace) -> int:
     if state.out_of_time:
         print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
               f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
-    print(f"trained {state.iteration} iterations; best validation return {state.best_val_return:.2f} "
-          f"({files.best.name}); run folder {files.root}")
+    # None only where a finished run was resumed from a checkpoint written before validation
+    best = "" if state.best_val_return is None else (
+        f"; best validation return {state.best_val_return:.2f} ({files.best.name})")
+    print(f"trained {state.iteration} iterations{best}; run folder {files.root}")
     print(f"evaluate with: mamlkit eval {files.root}")
     return 0
 
@@ -76,7 +78,7 @@ def evaluate(args: argparse.Namespace) -> int:
     config = load_rl_config(str(files.config), args.overrides)
     env = _threads_and_env(config)
     learner = build_learner(config, env)
-    path = files.best if args.checkpoint == "best" and files.best.is_file() else files.last
+    path = files.checkpoint(args.checkpoint)
     iteration = restore_policy(learner, load_checkpoint(path), path)
     settings = config.eval
     tasks = env.sample_tasks(settings.tasks, generator_for(settings.seed, "test"))

@@ -55,7 +55,7 @@ def load_trained(run_dir: Path, overrides: Sequence[str], checkpoint: str) -> Tr
     config = load_config(str(files.config), overrides)
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    path = files.best if checkpoint == "best" and files.best.is_file() else files.last
+    path = files.checkpoint(checkpoint)
     state = load_checkpoint(path)
     learner = restore_learner(build_learner(config, build_model(config), task_loss(config)), state)
     return TrainedRun(config, learner, files, f"{path.name} (iteration {state['iteration']})")

@@ -61,6 +61,11 @@ class RunFiles:
     def best(self) -> Path:
         return self.root / "checkpoints" / "best.pt"
 
+    def checkpoint(self, name: str) -> Path:
+        """The checkpoint ``name`` ("best" or "last") names; "best" falls back to ``last.pt``
+        where training wrote no ``best.pt``."""
+        return self.best if name == "best" and self.best.is_file() else self.last
+
 
 @dataclass
 class TrainState:
