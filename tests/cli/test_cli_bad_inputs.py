@@ -68,3 +68,10 @@ def test_a_diverging_run_stops_or_skips_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "stop" / "checkpoints").exists()
     assert main([*diverging, "name=skip", "train.nonfinite=skip", "train.max_consecutive_skips=2", *runs]) == 2
     assert "iterations 1-3: 3 non-finite updates in a row" in one_error_line(capsys)
+
+
+def test_an_unknown_option_after_the_settings_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "runs/x", "eval.tasks=5", "--bogus"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -31,9 +31,10 @@ def test_eval_uses_the_meta_learned_step_sizes_unless_told_otherwise(tmp_path, c
     run_dir = runs / "msgd"
     learned = load_trained(run_dir, EVAL, "last").learner.state_dict()
     assert not all(torch.all(lr == 0.01) for lr in learned.values()), "training did not move the step sizes"
-    assert main(["eval", str(run_dir), *EVAL, "--checkpoint", "last"]) == 0
+    assert main(["eval", str(run_dir), "--checkpoint", "last", *EVAL]) == 0  # settings after the option
     capsys.readouterr()
     results = json.loads((run_dir / "eval" / "results.json").read_text())
+    assert results["protocol"]["test tasks"] == 20
     assert results["protocol"]["inner lr"].startswith("meta-learned")
     reported = tuple(results["results"][0]["mean"])
     assert reported == scores(run_dir)

@@ -23,7 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the process exit code (0 ok, 2 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value settings after an option (``eval RUN --checkpoint last eval.tasks=10``) are
+    # left over by argparse, which ends a positional list at the first option
+    if extra and hasattr(args, "overrides") and not any(token.startswith("-") for token in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except USER_ERRORS as error:
