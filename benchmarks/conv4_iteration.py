@@ -2,6 +2,7 @@
 
     python benchmarks/conv4_iteration.py [--threads 2] [--query 15] [--vectorize stacked]
         [--chunk N] [--steps 1] [--first-order] [--checkpoint-steps] [--tasks 32] [--iters 5]
+        [--retain-freed-memory]
 
 ``--query 1`` is the omniglot_5w1s preset's shape (1 query image per class), ``--query 15``
 issue 7's W2 (15 per class). Synthetic 28×28 images; an iteration is ``zero_grad``,
@@ -20,6 +21,7 @@ import torch
 
 from mamlkit import MAML, TaskBatch
 from mamlkit.models import conv4
+from mamlkit.training.allocator import retain_freed_memory
 
 N_WAY, K_SHOT = 5, 1
 
@@ -35,11 +37,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint-steps", action="store_true")
     parser.add_argument("--tasks", type=int, default=32, help="meta-batch size")
     parser.add_argument("--iters", type=int, default=5, help="timed iterations")
+    parser.add_argument("--retain-freed-memory", action="store_true",
+                        help="keep freed memory for reuse, as mamlkit train does (no page faults per iteration)")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.retain_freed_memory:
+        retain_freed_memory()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     labels = torch.arange(N_WAY)
