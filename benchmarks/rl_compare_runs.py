@@ -21,9 +21,11 @@ from mamlkit.evaluation.stats import mean_ci95
 from mamlkit.training.metrics import read_metrics
 
 
-def post_returns(run: Path) -> dict[int, float]:
-    """Iteration → the meta-batch's mean return after adaptation, from ``run/metrics.jsonl``."""
-    return {r["iteration"]: r["post_return"] for r in read_metrics(run / "metrics.jsonl") if "post_return" in r}
+def training_curve(run: Path) -> tuple[dict[int, float], list[float]]:
+    """(iteration → the meta-batch's mean return after adaptation, each iteration's seconds),
+    from ``run/metrics.jsonl`` (validation records, which have neither, are left out)."""
+    records = [r for r in read_metrics(run / "metrics.jsonl") if "post_return" in r]
+    return {r["iteration"]: r["post_return"] for r in records}, [r["seconds"] for r in records]
 
 
 def main() -> None:
@@ -31,10 +33,9 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders; the first is the reference")
     parser.add_argument("--skip", type=int, default=20, help="warm-up iterations left out (default 20)")
     args = parser.parse_args()
-    reference = post_returns(args.runs[0])
-    for run in args.runs:
-        returns = post_returns(run)
-        seconds = [r["seconds"] for r in read_metrics(run / "metrics.jsonl") if "seconds" in r]
+    curves = [(run, *training_curve(run)) for run in args.runs]
+    reference = curves[0][1]
+    for run, returns, seconds in curves:
         later = [value for iteration, value in returns.items() if iteration > args.skip]
         paired = [returns[i] - reference[i] for i in sorted(returns.keys() & reference.keys()) if i > args.skip]
         if len(later) < 2:

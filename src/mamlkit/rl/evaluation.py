@@ -59,7 +59,7 @@ def summarize(returns: Tensor, inner_lrs: Sequence[float]) -> list[dict[str, flo
     return rows
 
 
-def markdown_table(rows: Sequence[dict[str, float]], protocol: dict[str, object]) -> str:
+def markdown_table(rows: Sequence[dict[str, float | None]], protocol: dict[str, object]) -> str:
     """The results as a Markdown table under a list of the protocol's settings."""
     lines = [f"- {key}: {value}" for key, value in protocol.items()]
     lines += ["", "| adaptation steps | step size | mean return | 95% CI | change from 0 steps, paired by task |",
