@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mamlkit.core.batch_norm import BatchNormMode, BatchNormModeError
+from mamlkit.core.batch_norm import BatchNormMode, BatchNormModeError, batch_norm_lean
 from mamlkit.core.types import Params
 
 TASK_LOOP_MIN_EXAMPLES = 32
@@ -235,20 +235,16 @@ def _batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, per_task: Pa
                 prefix: str, mode: BatchNormMode) -> Tensor:
     (w, w_per_task), (b, b_per_task) = _tensors(prefix, ("weight", "bias"), per_task, shared)
     channel_axis = 2
-    if mode == "transductive" and x.shape[1] >= TASK_LOOP_MIN_EXAMPLES:
-        return _fused_batch_norm(module, x, w, w_per_task, b, b_per_task)
     if mode == "transductive":
-        reduce_dims = [1, *range(3, x.dim())]  # per task: over examples and positions
-        var, mean = torch.var_mean(x, dim=reduce_dims, correction=0, keepdim=True)
-    else:
-        mean, var = shared.get(prefix + "running_mean"), shared.get(prefix + "running_var")
-        if mean is None or var is None:
-            raise BatchNormModeError(
-                "batch_norm='frozen' normalises with running statistics, but this BatchNorm layer "
-                "keeps none (track_running_stats=False); use batch_norm='transductive'"
-            )
-        mean = _bias_shape(mean, False, x.dim(), channel_axis)
-        var = _bias_shape(var, False, x.dim(), channel_axis)
+        return _folded_batch_norm(x, w, w_per_task, b, b_per_task, module.eps)
+    mean, var = shared.get(prefix + "running_mean"), shared.get(prefix + "running_var")
+    if mean is None or var is None:
+        raise BatchNormModeError(
+            "batch_norm='frozen' normalises with running statistics, but this BatchNorm layer "
+            "keeps none (track_running_stats=False); use batch_norm='transductive'"
+        )
+    mean = _bias_shape(mean, False, x.dim(), channel_axis)
+    var = _bias_shape(var, False, x.dim(), channel_axis)
     # x · scale + shift with per-channel scale = w / √(var + ε), shift = b − mean · scale: one
     # pass over x (and few in its derivatives) where (x − mean) / √(var + ε) · w + b takes four
     scale = torch.rsqrt(var + module.eps)
@@ -260,21 +256,26 @@ def _batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, per_task: Pa
     return torch.addcmul(shift, x, scale)
 
 
-def _fused_batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, w: Tensor | None, w_per_task: bool,
-                      b: Tensor | None, b_per_task: bool) -> Tensor:
-    """Transductive BatchNorm by torch's fused kernel, on the tasks folded into channels.
+def _folded_batch_norm(x: Tensor, w: Tensor | None, w_per_task: bool, b: Tensor | None, b_per_task: bool,
+                       eps: float) -> Tensor:
+    """Transductive BatchNorm on the tasks folded into channels: per channel of the folded
+    (n, n_tasks·C, *spatial) tensor is per (task, channel).
 
-    Per channel of the folded (n, n_tasks·C, *spatial) tensor is per (task, channel); exact
-    in every derivative outside ``vmap`` (``benchmarks/batch_norm_vmap.py``). Its backward is
-    cheaper than that of the ``var_mean`` formula, its double backward dearer: it serves the
-    large example sets, which are usually query sets, differentiated once.
+    Large example sets (``TASK_LOOP_MIN_EXAMPLES``, usually query sets, differentiated once)
+    go through torch's fused kernel, whose backward is the cheapest; smaller ones (support
+    sets, differentiated twice in second-order MAML) through ``batch_norm_lean``, whose
+    double backward is cheaper and keeps less. Both are exact in every derivative outside
+    ``vmap`` (``benchmarks/batch_norm_vmap.py``).
     Shapes: x (n_tasks, n, C, *spatial), returned alike.
     """
     n_tasks, n = x.shape[:2]
     folded = x.transpose(0, 1).reshape(n, n_tasks * x.shape[2], *x.shape[3:])
     weight, bias = _per_folded_channel(w, w_per_task, n_tasks), _per_folded_channel(b, b_per_task, n_tasks)
-    # torch.batch_norm, unlike F.batch_norm, accepts one value per channel, as var_mean does
-    out = torch.batch_norm(folded, weight, bias, None, None, True, 0.0, module.eps, torch.backends.cudnn.enabled)
+    if n >= TASK_LOOP_MIN_EXAMPLES:
+        # torch.batch_norm, unlike F.batch_norm, accepts one value per channel, as var_mean does
+        out = torch.batch_norm(folded, weight, bias, None, None, True, 0.0, eps, torch.backends.cudnn.enabled)
+    else:
+        out = batch_norm_lean(folded, weight, bias, eps)
     return out.reshape(n, n_tasks, *x.shape[2:]).transpose(0, 1)
 
 

@@ -1,0 +1,86 @@
+"""``batch_norm_lean``: the BatchNorm of the support sets, against the var_mean formula."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd import gradcheck, gradgradcheck
+from torch.autograd.graph import saved_tensors_hooks
+
+from mamlkit.core.batch_norm import batch_norm_lean, batch_norm_transductive
+
+EPS = 1e-5
+SHAPES = [(6, 3), (5, 3, 4, 4)]
+
+
+def inputs(shape, affine: bool, generator: torch.Generator):
+    x = torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_()
+    if not affine:
+        return x, None, None
+    weight = (0.5 + torch.rand(shape[1], generator=generator, dtype=torch.float64)).requires_grad_()
+    bias = torch.randn(shape[1], generator=generator, dtype=torch.float64).requires_grad_()
+    return x, weight, bias
+
+
+def second_order_grads(norm, x, weight, bias, generator):
+    """Gradients of a function of the first-order gradients (what second-order MAML differentiates)."""
+    leaves = [t for t in (x, weight, bias) if t is not None]
+    probe = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    first = torch.autograd.grad((torch.tanh(norm(x, weight, bias, EPS)) * probe).sum(), leaves, create_graph=True)
+    objective = sum((g * torch.randn(g.shape, generator=generator, dtype=g.dtype)).sum() + g.square().sum()
+                    for g in first)
+    return torch.autograd.grad(objective, leaves)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["2d", "4d"])
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "no_affine"])
+def test_values_and_two_orders_of_derivatives_equal_the_formula(shape, affine, generator):
+    x, weight, bias = inputs(shape, affine, generator)
+    torch.testing.assert_close(batch_norm_lean(x, weight, bias, EPS), batch_norm_transductive(x, weight, bias, EPS),
+                               rtol=1e-12, atol=1e-12)
+    state = generator.get_state()
+    lean = second_order_grads(batch_norm_lean, x, weight, bias, generator)
+    generator.set_state(state)
+    formula = second_order_grads(batch_norm_transductive, x, weight, bias, generator)
+    for got, want in zip(lean, formula, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "no_affine"])
+def test_first_second_and_third_derivatives_match_finite_differences(affine, generator):
+    x, weight, bias = inputs((4, 2, 3, 3), affine, generator)
+    leaves = tuple(t for t in (x, weight, bias) if t is not None)
+
+    def norm(*tensors):
+        return batch_norm_lean(tensors[0], *(tensors[1:] if affine else (None, None)), EPS)
+
+    assert gradcheck(norm, leaves)
+    assert gradgradcheck(norm, leaves)
+
+    def input_gradient(*tensors):  # differentiating this twice is a third derivative of norm
+        out = norm(*tensors)
+        return torch.autograd.grad((out.sin()).sum(), tensors, create_graph=True)
+
+    assert gradgradcheck(input_gradient, leaves)
+
+
+def full_size_tensors_kept(norm, x, weight, bias) -> int:
+    """How many distinct tensors of x's size the double-differentiable input gradient keeps."""
+    kept = {}
+
+    def pack(tensor):
+        if tensor.numel() == x.numel():
+            kept[tensor.untyped_storage().data_ptr()] = tensor
+        return tensor
+
+    out = norm(x, weight, bias, EPS)
+    incoming = torch.randn_like(out).requires_grad_()
+    with saved_tensors_hooks(pack, lambda tensor: tensor):
+        torch.autograd.grad(out, (x, weight), incoming, create_graph=True)
+    return len(kept)
+
+
+def test_its_input_gradient_keeps_only_the_input_and_the_incoming_gradient(generator):
+    x, weight, bias = inputs((5, 3, 4, 4), True, generator)
+    assert full_size_tensors_kept(batch_norm_lean, x, weight, bias) == 2
+    assert full_size_tensors_kept(batch_norm_transductive, x, weight, bias) > 2
