@@ -6,9 +6,10 @@ Three ways to normalise a support set with its own statistics, on the tasks fold
 channels (n, tasks·C, H, W), as mamlkit's stacked path lays them out:
 
 - ``formula``: the ``var_mean`` expression, x·scale + shift, differentiated by autograd
-  (mamlkit's support-set BatchNorm before ``batch_norm_lean``);
+  (mamlkit's support-set BatchNorm until 2026-12-03);
 - ``native``: torch's fused kernel (``torch.batch_norm``) and its built-in double backward;
-- ``lean``: ``mamlkit.core.batch_norm.batch_norm_lean``.
+- ``mamlkit``: ``mamlkit.core.batch_norm.batch_norm_transductive``, torch's fused forward and a hand-written,
+  twice-differentiable backward (mamlkit's support-set BatchNorm now).
 
 One repeat is: forward, BatchNorm → ReLU; the input gradient with ``create_graph``; the
 gradient of a function of that gradient (the outer loop's backward through the inner step).
@@ -24,7 +25,7 @@ import time
 
 import torch
 
-from mamlkit.core.batch_norm import batch_norm_lean
+from mamlkit.core.batch_norm import batch_norm_transductive
 
 EPS = 1e-5
 SHAPES = {
@@ -44,11 +45,11 @@ def native(x, weight, bias):
     return torch.batch_norm(x, weight, bias, None, None, True, 0.0, EPS, False)
 
 
-def lean(x, weight, bias):
-    return batch_norm_lean(x, weight, bias, EPS)
+def mamlkit(x, weight, bias):
+    return batch_norm_transductive(x, weight, bias, EPS)
 
 
-NORMS = {"formula": formula, "native": native, "lean": lean}
+NORMS = {"formula": formula, "native": native, "mamlkit": mamlkit}
 
 
 def second_order(norm, x, weight, bias, probe) -> None:

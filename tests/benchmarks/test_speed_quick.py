@@ -38,3 +38,24 @@ def test_speed_quick_runs_with_freed_memory_retained(tmp_path):
     report = json.loads(out.read_text())
     assert "retained" in report["meta"]["allocator"]
     assert report["results"][0]["grad_check"] == "ok" and report["results"][0]["median_ms"] > 0
+
+
+def test_mamlkit_keeps_no_larger_graphs_than_the_plain_loop():
+    output = subprocess.run([sys.executable, str(BENCHMARKS / "graph_memory.py"), "--workloads", "W5", "--top", "2"],
+                            check=True, capture_output=True, text=True, timeout=300).stdout
+    graphs = {impl: (float(support), float(query)) for impl, support, query in re.findall(
+        r"W5 (plain loop|mamlkit): support graph \(5 steps\) ([\d.]+) MB, query graph ([\d.]+) MB", output)}
+    assert sorted(graphs) == ["mamlkit", "plain loop"], output
+    (support, query), (plain_support, plain_query) = graphs["mamlkit"], graphs["plain loop"]
+    assert plain_support > 100 and plain_query > 200, output  # 5 steps on 84x84 images: a real graph
+    assert support <= 1.01 * plain_support and query <= 1.01 * plain_query, output
+
+
+def test_batch_norm_double_backward_times_and_measures_the_three_ways():
+    output = subprocess.run([sys.executable, str(BENCHMARKS / "batch_norm_double_backward.py"), "--threads", "1",
+                             "--repeats", "1", "--rounds", "1"], check=True, capture_output=True, text=True,
+                            timeout=300).stdout
+    rows = re.findall(r"formula [\d.]+ ms / ([\d.]+) MB; native [\d.]+ ms / ([\d.]+) MB; mamlkit [\d.]+ ms / ([\d.]+) MB",
+                      output)
+    assert len(rows) == 3, output
+    assert all(float(ours) < float(formula) for formula, _, ours in rows), output

@@ -8,9 +8,10 @@ under one of these explicit modes, which intercept ``torch.nn.functional.batch_n
 
 - ``"transductive"`` (Finn et al. 2017, the paper's choice): normalise with the
   statistics of the current batch of examples, support and query alike, in training
-  and at test time. Running statistics are neither read nor written. The statistics
-  are computed from ``mean``/``var`` primitives, whose derivatives of every order
-  are exact, under ``vmap`` and in a loop alike.
+  and at test time. Running statistics are neither read nor written. torch's fused
+  kernel normalises, inside an autograd node whose backward is written from
+  differentiable ops (``batch_norm_transductive``): its derivatives of every order are
+  exact, under ``vmap`` and in a loop alike.
 - ``"frozen"``: normalise with the module's stored running statistics, never
   updated (e.g. a pre-trained model whose statistics should be kept).
 
@@ -42,51 +43,41 @@ def batch_norm_transductive(
 ) -> Tensor:
     """Normalise ``input`` with its own per-channel mean and (biased) variance.
 
-    Shapes: input (n, channels, *spatial); weight, bias (channels,). Returns input's shape.
+    The forward pass is torch's fused BatchNorm kernel. The backward is written by hand from
+    differentiable ops: dx = dy·s + x·c₂ + c₁, s = weight/√(var+ε) and c₁, c₂ per channel from
+    Σdy and Σdy·x. The batch mean and 1/√(var+ε) are outputs of the same node, so a second
+    backward pass (second-order MAML's inner steps) differentiates them without recomputing
+    them. Differentiating the input gradient keeps only the input and the incoming gradient
+    alive, where autograd's derivative of the ``var_mean`` formula keeps two more tensors of
+    the input's size, and it is faster (``benchmarks/batch_norm_double_backward.py``). Every
+    order of derivative is exact, under ``vmap`` and in a loop alike.
+
+    Shapes: input (n, channels, *spatial); weight, bias (channels,) or None. Returns input's shape.
     """
     if input.dim() < 2:
         raise BatchNormModeError(
             f"BatchNorm needs an input of shape (n, channels, ...); got shape {tuple(input.shape)}"
         )
-    reduce_dims = [0, *range(2, input.dim())]
-    var, mean = torch.var_mean(input, dim=reduce_dims, correction=0, keepdim=True)
-    out = (input - mean) * torch.rsqrt(var + eps)
-    channel_shape = (1, -1) + (1,) * (input.dim() - 2)
-    if weight is not None:
-        out = out * weight.reshape(channel_shape)
-    if bias is not None:
-        out = out + bias.reshape(channel_shape)
-    return out
+    return _TransductiveBatchNorm.apply(input, weight, bias, eps)[0]
 
 
-def batch_norm_lean(input: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
-    """Normalise ``input`` with its own per-channel statistics, as ``batch_norm_transductive``,
-    through a graph cheap to differentiate twice (second-order MAML's inner steps).
+class _TransductiveBatchNorm(torch.autograd.Function):
+    """(output, batch mean, 1/√(batch var + ε)) of BatchNorm; see ``batch_norm_transductive``."""
 
-    The forward pass is torch's fused BatchNorm kernel. The backward is written by hand from
-    differentiable ops: dx = dy·s + x·c₂ + c₁, s = weight/√(var+ε) and c₁, c₂ per channel from
-    Σdy and Σdy·x. The batch mean and 1/√(var+ε) are outputs of the same node, so a second
-    backward pass differentiates them without recomputing them. Differentiating the input
-    gradient keeps only the input and the incoming gradient alive, where autograd's
-    derivative of the ``var_mean`` formula keeps two more tensors of the input's size; and it
-    is faster (``benchmarks/batch_norm_double_backward.py``). Any order of derivative is exact.
-
-    Shapes: input (n, channels, *spatial); weight, bias (channels,) or None. Returns input's shape.
-    """
-    return _LeanBatchNorm.apply(input, weight, bias, eps)[0]
-
-
-class _LeanBatchNorm(torch.autograd.Function):
-    """(output, batch mean, 1/√(batch var + ε)) of BatchNorm; see ``batch_norm_lean``."""
+    generate_vmap_rule = True  # forward and backward are torch ops, which vmap batches
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float):
+    def forward(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float):
         out, mean, invstd = torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, eps)
         channel_shape = (1, -1) + (1,) * (x.dim() - 2)
-        mean, invstd = mean.reshape(channel_shape), invstd.reshape(channel_shape)
+        return out, mean.reshape(channel_shape), invstd.reshape(channel_shape)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, _, _ = inputs
+        _, mean, invstd = output
         ctx.save_for_backward(x, weight, mean, invstd)
         ctx.set_materialize_grads(False)
-        return out, mean, invstd
 
     @staticmethod
     def backward(ctx, d_out: Tensor | None, d_mean: Tensor | None, d_invstd: Tensor | None):

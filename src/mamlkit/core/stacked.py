@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mamlkit.core.batch_norm import BatchNormMode, BatchNormModeError, batch_norm_lean
+from mamlkit.core.batch_norm import BatchNormMode, BatchNormModeError, batch_norm_transductive
 from mamlkit.core.types import Params
 
 TASK_LOOP_MIN_EXAMPLES = 32
@@ -263,7 +263,7 @@ def _folded_batch_norm(x: Tensor, w: Tensor | None, w_per_task: bool, b: Tensor 
 
     Large example sets (``TASK_LOOP_MIN_EXAMPLES``, usually query sets, differentiated once)
     go through torch's fused kernel, whose backward is the cheapest; smaller ones (support
-    sets, differentiated twice in second-order MAML) through ``batch_norm_lean``, whose
+    sets, differentiated twice in second-order MAML) through ``batch_norm_transductive``, whose
     double backward is cheaper and keeps less. Both are exact in every derivative outside
     ``vmap`` (``benchmarks/batch_norm_vmap.py``).
     Shapes: x (n_tasks, n, C, *spatial), returned alike.
@@ -275,7 +275,7 @@ def _folded_batch_norm(x: Tensor, w: Tensor | None, w_per_task: bool, b: Tensor 
         # torch.batch_norm, unlike F.batch_norm, accepts one value per channel, as var_mean does
         out = torch.batch_norm(folded, weight, bias, None, None, True, 0.0, eps, torch.backends.cudnn.enabled)
     else:
-        out = batch_norm_lean(folded, weight, bias, eps)
+        out = batch_norm_transductive(folded, weight, bias, eps)
     return out.reshape(n, n_tasks, *x.shape[2:]).transpose(0, 1)
 
 

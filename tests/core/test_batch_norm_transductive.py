@@ -1,4 +1,4 @@
-"""``batch_norm_lean``: the BatchNorm of the support sets, against the var_mean formula."""
+"""``batch_norm_transductive``, the BatchNorm of meta-learning, against the var_mean formula."""
 
 from __future__ import annotations
 
@@ -6,11 +6,22 @@ import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 from torch.autograd.graph import saved_tensors_hooks
+from torch.func import vmap
 
-from mamlkit.core.batch_norm import batch_norm_lean, batch_norm_transductive
+from mamlkit.core.batch_norm import batch_norm_transductive
 
 EPS = 1e-5
 SHAPES = [(6, 3), (5, 3, 4, 4)]
+
+
+def formula(x, weight, bias, eps):
+    """BatchNorm with batch statistics, written out: autograd differentiates it."""
+    var, mean = torch.var_mean(x, dim=[0, *range(2, x.dim())], correction=0, keepdim=True)
+    out = (x - mean) * torch.rsqrt(var + eps)
+    channel_shape = (1, -1) + (1,) * (x.dim() - 2)
+    if weight is not None:
+        out = out * weight.reshape(channel_shape)
+    return out if bias is None else out + bias.reshape(channel_shape)
 
 
 def inputs(shape, affine: bool, generator: torch.Generator):
@@ -22,8 +33,9 @@ def inputs(shape, affine: bool, generator: torch.Generator):
     return x, weight, bias
 
 
-def second_order_grads(norm, x, weight, bias, generator):
+def second_order_grads(norm, x, weight, bias, seed: int = 0):
     """Gradients of a function of the first-order gradients (what second-order MAML differentiates)."""
+    generator = torch.Generator().manual_seed(seed)
     leaves = [t for t in (x, weight, bias) if t is not None]
     probe = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     first = torch.autograd.grad((torch.tanh(norm(x, weight, bias, EPS)) * probe).sum(), leaves, create_graph=True)
@@ -36,14 +48,11 @@ def second_order_grads(norm, x, weight, bias, generator):
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "no_affine"])
 def test_values_and_two_orders_of_derivatives_equal_the_formula(shape, affine, generator):
     x, weight, bias = inputs(shape, affine, generator)
-    torch.testing.assert_close(batch_norm_lean(x, weight, bias, EPS), batch_norm_transductive(x, weight, bias, EPS),
+    torch.testing.assert_close(batch_norm_transductive(x, weight, bias, EPS), formula(x, weight, bias, EPS),
                                rtol=1e-12, atol=1e-12)
-    state = generator.get_state()
-    lean = second_order_grads(batch_norm_lean, x, weight, bias, generator)
-    generator.set_state(state)
-    formula = second_order_grads(batch_norm_transductive, x, weight, bias, generator)
-    for got, want in zip(lean, formula, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    ours, want = (second_order_grads(norm, x, weight, bias) for norm in (batch_norm_transductive, formula))
+    for got, expected in zip(ours, want, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "no_affine"])
@@ -52,16 +61,26 @@ def test_first_second_and_third_derivatives_match_finite_differences(affine, gen
     leaves = tuple(t for t in (x, weight, bias) if t is not None)
 
     def norm(*tensors):
-        return batch_norm_lean(tensors[0], *(tensors[1:] if affine else (None, None)), EPS)
+        return batch_norm_transductive(tensors[0], *(tensors[1:] if affine else (None, None)), EPS)
 
     assert gradcheck(norm, leaves)
     assert gradgradcheck(norm, leaves)
 
-    def input_gradient(*tensors):  # differentiating this twice is a third derivative of norm
-        out = norm(*tensors)
-        return torch.autograd.grad((out.sin()).sum(), tensors, create_graph=True)
+    def gradient(*tensors):  # differentiating this twice is a third derivative of norm
+        return torch.autograd.grad(norm(*tensors).sin().sum(), tensors, create_graph=True)
 
-    assert gradgradcheck(input_gradient, leaves)
+    assert gradgradcheck(gradient, leaves)
+
+
+def test_under_vmap_each_task_is_normalised_and_differentiated_on_its_own(generator):
+    tasks = [inputs((5, 3, 4, 4), True, generator) for _ in range(3)]
+    x, weight, bias = (torch.stack([task[i] for task in tasks]).detach().requires_grad_() for i in range(3))
+    mapped = vmap(lambda *task: batch_norm_transductive(*task, EPS))
+    looped = lambda x, w, b, eps: torch.stack([formula(*task, eps) for task in zip(x, w, b)])  # noqa: E731
+    torch.testing.assert_close(mapped(x, weight, bias), looped(x, weight, bias, EPS), rtol=1e-12, atol=1e-12)
+    ours = second_order_grads(lambda x, w, b, eps: mapped(x, w, b), x, weight, bias)
+    for got, expected in zip(ours, second_order_grads(looped, x, weight, bias), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
 def full_size_tensors_kept(norm, x, weight, bias) -> int:
@@ -82,5 +101,5 @@ def full_size_tensors_kept(norm, x, weight, bias) -> int:
 
 def test_its_input_gradient_keeps_only_the_input_and_the_incoming_gradient(generator):
     x, weight, bias = inputs((5, 3, 4, 4), True, generator)
-    assert full_size_tensors_kept(batch_norm_lean, x, weight, bias) == 2
-    assert full_size_tensors_kept(batch_norm_transductive, x, weight, bias) > 2
+    assert full_size_tensors_kept(batch_norm_transductive, x, weight, bias) == 2
+    assert full_size_tensors_kept(formula, x, weight, bias) > 2
