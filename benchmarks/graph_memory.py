@@ -2,6 +2,7 @@
 against the plain per-task loop.
 
     python benchmarks/graph_memory.py [--workloads W2,W4,W5] [--top 0]
+    python benchmarks/graph_memory.py --heap learn2learn [--workloads W2,W4,W5]
 
 Counts the distinct tensors saved for backward (``torch.autograd.graph.saved_tensors_hooks``)
 while one task of each workload adapts (``inner_steps`` second-order steps: the graph the
@@ -9,11 +10,21 @@ outer backward pass goes through) and while its query loss is built. These are t
 alive at the peak of a meta-iteration; allocator caching and temporaries of the backward pass
 come on top (peak RSS, ``speed.py``). ``--top N`` lists the N largest groups of saved tensors
 by (shape, dtype, the operation that made them).
+
+``--heap IMPL`` measures instead the peak of the live heap (glibc's ``mallinfo2``: bytes in
+use, arena and mmapped, sampled every 0.3 ms by a thread) over two meta-iterations of the
+benchmark implementation IMPL (``peers/``) after two warm-up ones, above the level between
+iterations, and the process's peak RSS; run one IMPL per process so that no other's
+allocations linger. Peak RSS also counts freed memory that glibc has not returned.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import resource
+import threading
+import time
 from contextlib import contextmanager
 
 import torch
@@ -21,8 +32,11 @@ from torch.autograd.graph import saved_tensors_hooks
 from torch.func import functional_call
 
 import mamlkit.core.outer as outer
+import peers
 import workloads
 from mamlkit import MAML, TaskBatch
+
+HEAP_SAMPLE_SECONDS = 3e-4
 
 
 class SavedTensors:
@@ -95,15 +109,61 @@ def mamlkit_meta_backward(workload) -> tuple[SavedTensors, SavedTensors]:
     return support, query
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def live_heap_bytes() -> int:
+    """Bytes glibc has handed out and not had back: in its arenas plus mmapped chunks."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+def heap_peak(workload, impl: str) -> tuple[float, float, float]:
+    """(live MB between iterations, peak live MB above it during two iterations, peak RSS MB)."""
+    step = peers.load(impl).make_step(workload.build_model(), workload)
+    for _ in range(2):
+        step()
+    at_rest = live_heap_bytes()
+    peak, running = [at_rest], [True]
+
+    def sample() -> None:
+        while running[0]:
+            peak[0] = max(peak[0], live_heap_bytes())
+            time.sleep(HEAP_SAMPLE_SECONDS)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        for _ in range(2):
+            step()
+    finally:
+        running[0] = False
+        sampler.join()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return at_rest / 2**20, (peak[0] - at_rest) / 2**20, rss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="W2,W4,W5")
     parser.add_argument("--top", type=int, default=0, help="list this many largest groups of saved tensors")
+    parser.add_argument("--heap", choices=sorted(peers.IMPLEMENTATIONS), help="peak live heap of this implementation")
     args = parser.parse_args()
     names = args.workloads.split(",")
     unknown = [name for name in names if name not in workloads.DEFINITIONS]
     if unknown or args.top < 0:
         parser.error(f"unknown workloads {unknown}" if unknown else "--top must be at least 0")
+    if args.heap:
+        for name in names:
+            at_rest, above, rss = heap_peak(workloads.load(name), args.heap)
+            print(f"{name} {args.heap}: live heap {at_rest:.0f} MB between iterations, peak {above:.0f} MB above it; "
+                  f"process peak RSS so far {rss:.0f} MB")
+        return
     print(f"torch {torch.__version__}; MB saved for backward, one task")
     for name in names:
         workload = workloads.load(name, meta_batch=1)

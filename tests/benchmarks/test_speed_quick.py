@@ -59,3 +59,12 @@ def test_batch_norm_double_backward_times_and_measures_the_three_ways():
                       output)
     assert len(rows) == 3, output
     assert all(float(ours) < float(formula) for formula, _, ours in rows), output
+
+
+def test_graph_memory_samples_the_live_heap_of_an_implementation():
+    output = subprocess.run([sys.executable, str(BENCHMARKS / "graph_memory.py"), "--heap", "mamlkit", "--workloads",
+                             "W1"], check=True, capture_output=True, text=True, timeout=300).stdout
+    match = re.search(r"W1 mamlkit: live heap (\d+) MB between iterations, peak (\d+) MB above it; "
+                      r"process peak RSS so far (\d+) MB", output)
+    assert match, output
+    assert int(match[1]) > 0 and int(match[3]) >= int(match[1]) + int(match[2]), output
