@@ -8,7 +8,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.autograd.graph import saved_tensors_hooks
 from torch.func import vmap
 
-from mamlkit.core.batch_norm import batch_norm_transductive
+from mamlkit.core.batch_norm import BatchNormModeError, batch_norm_transductive
 
 EPS = 1e-5
 SHAPES = [(6, 3), (5, 3, 4, 4)]
@@ -103,3 +103,9 @@ def test_its_input_gradient_keeps_only_the_input_and_the_incoming_gradient(gener
     x, weight, bias = inputs((5, 3, 4, 4), True, generator)
     assert full_size_tensors_kept(batch_norm_transductive, x, weight, bias) == 2
     assert full_size_tensors_kept(formula, x, weight, bias) > 2
+
+
+@pytest.mark.parametrize("shape", [(4,), (0, 3), (0, 3, 2, 2)], ids=["no_channel_axis", "empty_2d", "empty_4d"])
+def test_an_input_it_cannot_normalise_is_a_clear_error(shape):
+    with pytest.raises(BatchNormModeError, match="non-empty input of shape"):
+        batch_norm_transductive(torch.zeros(shape), None, None, EPS)

@@ -54,9 +54,9 @@ def batch_norm_transductive(
 
     Shapes: input (n, channels, *spatial); weight, bias (channels,) or None. Returns input's shape.
     """
-    if input.dim() < 2:
+    if input.dim() < 2 or input.numel() == 0:
         raise BatchNormModeError(
-            f"BatchNorm needs an input of shape (n, channels, ...); got shape {tuple(input.shape)}"
+            f"BatchNorm needs a non-empty input of shape (n, channels, ...); got shape {tuple(input.shape)}"
         )
     return _TransductiveBatchNorm.apply(input, weight, bias, eps)[0]
 

@@ -272,7 +272,7 @@ def _folded_batch_norm(x: Tensor, w: Tensor | None, w_per_task: bool, b: Tensor 
     folded = x.transpose(0, 1).reshape(n, n_tasks * x.shape[2], *x.shape[3:])
     weight, bias = _per_folded_channel(w, w_per_task, n_tasks), _per_folded_channel(b, b_per_task, n_tasks)
     if n >= TASK_LOOP_MIN_EXAMPLES:
-        # torch.batch_norm, unlike F.batch_norm, accepts one value per channel, as var_mean does
+        # torch.batch_norm, unlike F.batch_norm, accepts a single value per channel (n = 1, no spatial axes)
         out = torch.batch_norm(folded, weight, bias, None, None, True, 0.0, eps, torch.backends.cudnn.enabled)
     else:
         out = batch_norm_transductive(folded, weight, bias, eps)
