@@ -25,6 +25,7 @@ import time
 
 import torch
 
+from graph_memory import SavedTensors
 from mamlkit.core.batch_norm import batch_norm_transductive
 
 EPS = 1e-5
@@ -60,18 +61,11 @@ def second_order(norm, x, weight, bias, probe) -> None:
 
 def megabytes_kept(norm, x, weight, bias, probe) -> float:
     """MB of distinct input-sized tensors saved by the forward and the create_graph backward."""
-    kept = {}
-
-    def pack(tensor):
-        if tensor.numel() == x.numel():
-            storage = tensor.untyped_storage()
-            kept[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    saved = SavedTensors()
+    with saved.recording():
         out = torch.relu(norm(x, weight, bias))
         torch.autograd.grad((out * probe).sum(), (x, weight, bias), create_graph=True)
-    return sum(kept.values()) / 2**20
+    return saved.megabytes(numel=x.numel())
 
 
 def main() -> None:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
+import math
 import resource
 import threading
-import time
 from contextlib import contextmanager
+from typing import Callable
 
 import torch
 from torch.autograd.graph import saved_tensors_hooks
@@ -61,8 +63,10 @@ class SavedTensors:
         with saved_tensors_hooks(self._pack, lambda tensor: tensor):
             yield
 
-    def megabytes(self) -> float:
-        return sum(sum(sizes) for sizes in self.bytes_by_group.values()) / 2**20
+    def megabytes(self, numel: int | None = None) -> float:
+        """MB of all the saved tensors, or of those with ``numel`` elements."""
+        return sum(sum(sizes) for (shape, _, _), sizes in self.bytes_by_group.items()
+                   if numel is None or math.prod(shape) == numel) / 2**20
 
     def largest(self, n: int) -> list[str]:
         rows = sorted(((sum(sizes), len(sizes), group) for group, sizes in self.bytes_by_group.items()), reverse=True)
@@ -115,11 +119,17 @@ class _MallInfo2(ctypes.Structure):
                  "keepcost")]
 
 
+@functools.cache
+def _mallinfo2() -> Callable[[], _MallInfo2]:
+    """glibc's ``mallinfo2``, loaded once (the sampler calls it every HEAP_SAMPLE_SECONDS)."""
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    mallinfo2.restype = _MallInfo2
+    return mallinfo2
+
+
 def live_heap_bytes() -> int:
     """Bytes glibc has handed out and not had back: in its arenas plus mmapped chunks."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = _MallInfo2
-    info = libc.mallinfo2()
+    info = _mallinfo2()()
     return info.uordblks + info.hblkhd
 
 
@@ -129,12 +139,12 @@ def heap_peak(workload, impl: str) -> tuple[float, float, float]:
     for _ in range(2):
         step()
     at_rest = live_heap_bytes()
-    peak, running = [at_rest], [True]
+    peak = [at_rest]
+    done = threading.Event()
 
     def sample() -> None:
-        while running[0]:
+        while not done.wait(HEAP_SAMPLE_SECONDS):
             peak[0] = max(peak[0], live_heap_bytes())
-            time.sleep(HEAP_SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -142,7 +152,7 @@ def heap_peak(workload, impl: str) -> tuple[float, float, float]:
         for _ in range(2):
             step()
     finally:
-        running[0] = False
+        done.set()
         sampler.join()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return at_rest / 2**20, (peak[0] - at_rest) / 2**20, rss

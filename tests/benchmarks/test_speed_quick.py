@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -68,3 +70,16 @@ def test_graph_memory_samples_the_live_heap_of_an_implementation():
                       r"process peak RSS so far (\d+) MB", output)
     assert match, output
     assert int(match[1]) > 0 and int(match[3]) >= int(match[1]) + int(match[2]), output
+
+
+@pytest.mark.parametrize(("script", "arguments", "message"), [
+    ("graph_memory.py", ["--workloads", "W2,W9"], "unknown workloads ['W9']"),
+    ("graph_memory.py", ["--top", "-1"], "--top must be at least 0"),
+    ("graph_memory.py", ["--heap", "mxnet"], "argument --heap: invalid choice: 'mxnet'"),
+    ("batch_norm_double_backward.py", ["--repeats", "0"], "--threads, --repeats and --rounds must be at least 1"),
+    ("batch_norm_double_backward.py", ["--threads", "two"], "argument --threads: invalid int value: 'two'"),
+])
+def test_the_memory_benchmarks_refuse_bad_arguments_with_a_usage_error(script, arguments, message):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
