@@ -1,5 +1,6 @@
-"""Fixtures of the RL tests: a small 2D-navigation learner and a batch it sampled, and a plain
-per-task reference of the inner step that imports nothing from mamlkit.core."""
+"""Fixtures of the RL tests: each module's tests in a temporary folder, a small 2D-navigation learner
+and a batch it sampled, and a plain per-task reference of the inner step that imports nothing
+from mamlkit.core."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ from torch.func import functional_call
 
 from mamlkit.models import GaussianMLPPolicy
 from mamlkit.rl import MAMLTRPO, Navigation2D, PolicyGradientSettings, TRPOSettings
+
+
+@pytest.fixture(autouse=True, scope="module")
+def in_temporary_folder(tmp_path_factory):
+    """The tests of each RL module run in a temporary folder of their own (not a test's
+    tmp_path, which tests use as --runs-dir): MuJoCo appends its warnings to MUJOCO_LOG.TXT in
+    the current folder, and gymnasium's HalfCheetah model uses the compiler attribute
+    settotalmass, deprecated in mujoco 4. Module-scoped, so that it comes before the
+    module-scoped fixtures that build MuJoCo models."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("cwd"))
+        yield
 
 
 def small_learner(*, first_order: bool = False, vectorize: str = "loop", dtype=torch.float32) -> MAMLTRPO:
