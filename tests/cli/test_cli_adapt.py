@@ -11,6 +11,7 @@ from PIL import Image
 
 from image_fixtures import image_folder, image_run, save_image  # noqa: F401 - image_run is a fixture
 from mamlkit import MAML
+from mamlkit.algorithms.query_batch_norm import predict_queries
 from mamlkit.cli.main import main
 from mamlkit.training import load_checkpoint, load_config
 from mamlkit.training.build import build_model
@@ -24,11 +25,19 @@ def user_data(tmp_path):
     return support, tmp_path / "query"
 
 
-def test_adapt_writes_the_predictions_of_the_adapted_model(image_run, user_data, tmp_path, capsys):
+@pytest.mark.parametrize("flags, batch_norm", [([], "support"), (["--batch-norm", "support-and-image"],
+                                                                    "support_and_image"),
+                                               (["--batch-norm", "transductive"], "transductive")])
+def test_adapt_writes_the_predictions_of_the_adapted_model(image_run, user_data, tmp_path, capsys, flags, batch_norm):
     support, query = user_data
     out = tmp_path / "out" / "predictions.csv"
-    assert main(["adapt", str(image_run), "--support", str(support), "--query", str(query), "--out", str(out)]) == 0
-    assert "wrote 3 predictions" in capsys.readouterr().out
+    assert main(["adapt", str(image_run), "--support", str(support), "--query", str(query), "--out", str(out),
+                 *flags]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 3 predictions" in printed
+    assert "preprocessing as in training (8x8 grey, LANCZOS resize, no ink polarity): used the images as they are" \
+        in printed
+    assert f"(--batch-norm {batch_norm.replace('_', '-')})" in printed
     with out.open() as file:
         rows = list(csv.reader(file))
     assert rows[0] == ["file", "class", "probability"]
@@ -45,7 +54,8 @@ def test_adapt_writes_the_predictions_of_the_adapted_model(image_run, user_data,
 
     support_x = images([support / name / f"{j}.png" for name in ("cat", "dog") for j in range(3)])
     adapted = learner.adapt(support_x, torch.tensor([0, 0, 0, 1, 1, 1]), steps=config.eval.steps)
-    probabilities = adapted(images([query / name for name in ("a.png", "m.png", "z.png")])).softmax(dim=-1)
+    query_x = images([query / name for name in ("a.png", "m.png", "z.png")])
+    probabilities = predict_queries(adapted, support_x, query_x, batch_norm=batch_norm).softmax(dim=-1)
     assert [row[1] for row in rows[1:]] == [("cat", "dog")[i] for i in probabilities.argmax(dim=-1).tolist()]
     np.testing.assert_allclose([float(row[2]) for row in rows[1:]], probabilities.max(dim=-1).values, atol=1e-5)
 
@@ -127,3 +137,98 @@ def test_a_regression_run_cannot_adapt_to_images(tmp_path, capsys):
     assert main(["adapt", str(runs / "sine"), "--support", str(tmp_path), "--query", str(tmp_path)]) == 2
     assert "was meta-trained on sinusoid tasks; mamlkit adapt needs a run trained on image classification" in \
         capsys.readouterr().err
+
+
+def adapt_csv(run, support, query, out, *flags):
+    assert main(["adapt", str(run), "--support", str(support), "--query", str(query), "--out", str(out), *flags]) == 0
+    return out.read_text()
+
+
+def test_a_query_is_predicted_the_same_alone_as_with_other_images(image_run, user_data, tmp_path):
+    support, query = user_data
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "m.png").write_bytes((query / "m.png").read_bytes())
+    row = adapt_csv(image_run, support, alone, tmp_path / "alone.csv").splitlines()[1]
+    assert row.startswith("m.png,")
+    assert row in adapt_csv(image_run, support, query, tmp_path / "all.csv").splitlines()
+
+
+def problems_folder(root, names):
+    """root/<name>/{support,query}/ for each name, each problem with its own images."""
+    for p, name in enumerate(names):
+        image_folder(root / name / "support", ["dog", "cat"], per_class=2 + p)
+        for j in range(2):
+            save_image(root / name / "query" / f"{j}.png", seed=500 + 10 * p + j)
+    return root
+
+
+def test_problems_write_one_csv_each_as_single_runs_do(image_run, tmp_path, capsys):
+    problems = problems_folder(tmp_path / "problems", ["first", "second"])
+    (problems / ".DS_Store").write_bytes(b"hidden files are skipped")
+    out = tmp_path / "out"
+    assert main(["adapt", str(image_run), "--problems", str(problems), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote 2 predictions to {out / 'first.csv'}" in printed
+    assert f"wrote 2 predictions to {out / 'second.csv'}" in printed
+    assert sorted(path.name for path in out.iterdir()) == ["first.csv", "second.csv"]
+    for name in ("first", "second"):
+        single = adapt_csv(image_run, problems / name / "support", problems / name / "query", tmp_path / f"{name}.csv")
+        assert (out / f"{name}.csv").read_text() == single
+
+
+def test_problems_default_to_a_predictions_folder(image_run, tmp_path, monkeypatch):
+    problems = problems_folder(tmp_path / "problems", ["only"])
+    monkeypatch.chdir(tmp_path)
+    assert main(["adapt", str(image_run), "--problems", str(problems)]) == 0
+    assert (tmp_path / "predictions" / "only.csv").is_file()
+
+
+def no_support(root):
+    problems = problems_folder(root / "problems", ["good", "bad"])
+    for path in sorted((problems / "bad" / "support").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (problems / "bad" / "support").rmdir()
+    return problems
+
+
+@pytest.mark.parametrize("make_problems, message", [
+    (lambda tmp: tmp / "missing", "problems folder {tmp}/missing does not exist; check the path"),
+    (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty",
+     "problems folder {tmp}/empty is empty; add one folder per problem, each holding support/ and query/"),
+    (no_support, "problem folder {tmp}/problems/bad holds ['query']; it should hold exactly two folders: support/"),
+    (lambda tmp: problems_folder(tmp / "problems", ["a"]) / "a" / "support",
+     "problem folder {tmp}/problems/a/support/cat holds ['0.png', '1.png']; it should hold exactly two folders"),
+    (lambda tmp: save_image(problems_folder(tmp / "problems", ["a"]) / "notes.png", seed=1).parent,
+     "{tmp}/problems/notes.png sits in {tmp}/problems, which should hold only one folder per problem"),
+    (lambda tmp: image_folder(problems_folder(tmp / "problems", ["a", "b"]) / "b" / "support", ["cow"]).parent.parent,
+     "{tmp}/problems/b/support holds 3 class folders, but the model was meta-trained for 2-way tasks"),
+])
+def test_problems_that_do_not_fit_are_one_line_errors_before_any_csv(image_run, tmp_path, capsys, make_problems,
+                                                                     message):
+    problems = make_problems(tmp_path)
+    out = tmp_path / "out"
+    assert main(["adapt", str(image_run), "--problems", str(problems), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mamlkit: error: ") and len(err.splitlines()) == 1
+    assert message.format(tmp=tmp_path) in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    ([], "give --support DIR and --query DIR, or --problems DIR"),
+    (["--support", "s"], "give --support DIR and --query DIR, or --problems DIR"),
+    (["--query", "q", "--problems", "p"], "--problems replaces --support and --query"),
+])
+def test_a_missing_or_doubled_input_is_a_one_line_error(image_run, capsys, flags, message):
+    assert main(["adapt", str(image_run), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mamlkit: error: ") and message in err
+
+
+def test_batch_norm_must_be_a_known_choice(image_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["adapt", str(image_run), "--problems", str(tmp_path), "--batch-norm", "query"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --batch-norm: invalid choice: 'query'" in err and "support-and-image" in err

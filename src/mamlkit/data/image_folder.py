@@ -2,9 +2,9 @@
 
 Every image is decoded with Pillow, turned by its EXIF orientation, converted to grey
 (1 channel) or RGB (3 channels; alpha is dropped) and resized to exactly (H, W) with
-Pillow's LANCZOS filter, ignoring the aspect ratio; or, with ``size=None``, kept at its
-own size, which every image must share. Files whose names start with "." are
-skipped; any other file must be an image.
+Pillow's LANCZOS filter (or the one given), ignoring the aspect ratio; or, with
+``size=None``, kept at its own size, which every image must share. Files whose names
+start with "." are skipped; any other file must be an image.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def load_image_folder(
     *,
     size: tuple[int, int] | None,
     channels: int = 3,
+    resample: Image.Resampling = IMAGE_FOLDER_RESAMPLE,
     progress: bool = True,
 ) -> ClassImages:
     """Load ``path/<class name>/<image>`` files as a class-indexed dataset.
@@ -60,6 +61,7 @@ def load_image_folder(
         size: (H, W) in pixels of every output image, or None to keep the images' own
             size, which all must share.
         channels: 1 (grey) or 3 (RGB).
+        resample: the Pillow filter that resizes images to `size` (default LANCZOS).
         progress: show a progress bar.
 
     Returns:
@@ -91,7 +93,7 @@ def load_image_folder(
         )
     files_per_class = [_image_files(class_folder) for class_folder in entries]
     files = [file for class_files in files_per_class for file in class_files]
-    images = _decode_all(files, size=size, channels=channels, progress=progress)
+    images = _decode_all(files, size=size, channels=channels, resample=resample, progress=progress)
     sizes = np.array([len(class_files) for class_files in files_per_class])
     return ClassImages(images, sizes, tuple(entry.name for entry in entries))
 
@@ -101,6 +103,7 @@ def load_unlabelled_folder(
     *,
     size: tuple[int, int] | None,
     channels: int = 3,
+    resample: Image.Resampling = IMAGE_FOLDER_RESAMPLE,
     progress: bool = True,
 ) -> UnlabelledImages:
     """Load every image of a flat folder, e.g. the unlabelled queries to predict.
@@ -110,6 +113,7 @@ def load_unlabelled_folder(
         size: (H, W) in pixels of every output image, or None to keep the images' own
             size, which all must share.
         channels: 1 (grey) or 3 (RGB).
+        resample: the Pillow filter that resizes images to `size` (default LANCZOS).
         progress: show a progress bar.
 
     Returns:
@@ -124,7 +128,7 @@ def load_unlabelled_folder(
     """
     _check_size_and_channels(size, channels)
     files = _image_files(_existing_folder(path))
-    images = _decode_all(files, size=size, channels=channels, progress=progress)
+    images = _decode_all(files, size=size, channels=channels, resample=resample, progress=progress)
     return UnlabelledImages(tuple(file.name for file in files), images)
 
 
@@ -174,7 +178,12 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _decode_all(
-    files: list[Path], *, size: tuple[int, int] | None, channels: int, progress: bool
+    files: list[Path],
+    *,
+    size: tuple[int, int] | None,
+    channels: int,
+    resample: Image.Resampling,
+    progress: bool,
 ) -> np.ndarray:
     """Shape (len(files), H, W, channels) uint8; (H, W) is `size`, or the first image's."""
     arrays = []
@@ -189,7 +198,7 @@ def _decode_all(
             )
         arrays.append(
             image_to_array(
-                image, size=size or own_size, channels=channels, resample=IMAGE_FOLDER_RESAMPLE
+                image, size=size or own_size, channels=channels, resample=resample
             )
         )
     return np.stack(arrays)
