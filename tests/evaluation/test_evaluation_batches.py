@@ -51,3 +51,15 @@ def test_step_scores_figure(learner, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match=r"no 'mse' scores to plot; the scores hold \['accuracy', 'loss'\]"):
         plot_step_scores(scores, path, metric="mse", title="binary")
+
+
+def test_a_progress_bar_counts_the_tasks_on_stderr_when_asked(learner, capsys):
+    def run(progress: bool) -> None:
+        evaluate(learner, BinaryTasks(), k_shot=2, n_query=3, n_tasks=20, steps=1, inner_lr=0.5,
+                 generator=torch.Generator().manual_seed(6), batch_tasks=8, progress=progress)
+
+    run(progress=True)
+    captured = capsys.readouterr()
+    assert "K = 2" in captured.err and "20/20" in captured.err and captured.out == ""
+    run(progress=False)
+    assert capsys.readouterr().err == ""

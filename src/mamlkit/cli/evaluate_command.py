@@ -8,7 +8,6 @@ from pathlib import Path
 from mamlkit.cli import rl_command
 from mamlkit.cli.run_files import load_trained
 from mamlkit.evaluation import evaluate, write_report
-from mamlkit.evaluation.plots import plot_learning_curve, plot_sinusoid_fits, plot_step_scores
 from mamlkit.training.build import build_task_source
 from mamlkit.training.metrics import read_metrics
 from mamlkit.training.seeding import generator_for
@@ -18,16 +17,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval", help="evaluate a trained run on fixed seeded test tasks",
         description="Score a run on eval.tasks fixed test tasks for each K in eval.k_shots after 0..eval.steps "
-                    "inner steps (mean ± 95%% CI: accuracy for classification, MSE for regression); writes "
-                    "RUN_DIR/eval/results.{json,md} and figures.")
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. eval.tasks=100 eval.steps=5")
+                    "inner steps (accuracy for classification, MSE for regression; the mean with a bootstrap 95% CI, "
+                    "the median, and the tasks that diverged); writes RUN_DIR/eval/results.{json,md} and figures.")
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by `mamlkit train`")
+    # default=[]: without one, argparse (3.11) reports the optional key=value as required when RUN_DIR is missing
+    parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                        help="e.g. eval.tasks=100 eval.steps=5")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint to evaluate (default: best; last if there is no best)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # matplotlib is imported here, not at the top: it would slow down every other command
+    from mamlkit.evaluation.plots import plot_learning_curve, plot_sinusoid_fits, plot_step_scores  # noqa: PLC0415
+
     if rl_command.handles_eval(args):  # MAML-TRPO run folders
         return rl_command.evaluate(args)
     trained = load_trained(args.run_dir, args.overrides, args.checkpoint)
@@ -39,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     for k_shot in settings.k_shots:
         scores += evaluate(learner, tasks, k_shot=k_shot, n_query=settings.n_query, n_tasks=settings.tasks,
                            steps=settings.steps, inner_lr=inner_lr,
-                           generator=generator_for(settings.seed, "test", k_shot), batch_tasks=settings.batch_tasks)
+                           generator=generator_for(settings.seed, "test", k_shot), batch_tasks=settings.batch_tasks,
+                           progress=config.train.progress)
     out = files.root / "eval"
     classification = config.task.loss == "cross_entropy"
     protocol = {
@@ -57,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     plot_step_scores(scores, figures[1], metric="accuracy" if classification else "mse", title=config.name)
     if config.task.kind == "sinusoid":
         figures.append(out / "sinusoid_fits.png")
-        plot_sinusoid_fits(learner, tasks, figures[-1], k_shot=min(settings.k_shots),
+        plot_sinusoid_fits(learner, tasks, figures[-1], title=f"{config.name} ({config.algorithm.name})",
+                           k_shot=min(settings.k_shots),
                            steps=sorted({1, settings.steps}), inner_lr=inner_lr,
                            generator=generator_for(settings.seed, "plot"))
     print((out / "results.md").read_text())

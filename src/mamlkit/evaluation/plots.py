@@ -3,6 +3,7 @@ and test scores against the number of inner steps."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,11 +16,16 @@ from mamlkit.evaluation.protocol import StepScores
 from mamlkit.tasks.sinusoid import SinusoidTasks, sinusoid
 
 
-def plot_sinusoid_fits(learner: MAML, tasks: SinusoidTasks, path: Path, *, k_shot: int = 5,
+def plot_sinusoid_fits(learner: MAML, tasks: SinusoidTasks, path: Path, *, title: str, k_shot: int = 5,
                        steps: Sequence[int] = (1, 10), n_panels: int = 3, inner_lr: float | None = None,
-                       generator: torch.Generator) -> None:
+                       generator: torch.Generator) -> Figure:
     """Ground truth, the K support points, and the model's curve before adaptation and after
-    each of ``steps`` inner steps, for ``n_panels`` tasks drawn with ``generator``."""
+    each of ``steps`` inner steps, for ``n_panels`` tasks drawn with ``generator``; the figure
+    is titled "``title``, K = ``k_shot``".
+
+    Returns:
+        The figure, also written to ``path``.
+    """
     amplitude, phase = tasks.sample_functions(n_panels, generator)
     support_x = tasks.sample_inputs(n_panels, k_shot, generator)
     grid = torch.linspace(*tasks.x_range, 200).expand(n_panels, 200).unsqueeze(-1)
@@ -38,10 +44,11 @@ def plot_sinusoid_fits(learner: MAML, tasks: SinusoidTasks, path: Path, *, k_sho
         axis.set_xlabel("x")
     axes[0][0].set_ylabel("y")
     axes[0][0].legend(fontsize="small")
-    figure.suptitle(f"MAML, K = {k_shot}")
+    figure.suptitle(f"{title}, K = {k_shot}")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
+    return figure
 
 
 def plot_learning_curve(records: Sequence[dict[str, Any]], path: Path, *, title: str) -> None:
@@ -64,29 +71,55 @@ def plot_learning_curve(records: Sequence[dict[str, Any]], path: Path, *, title:
     figure.savefig(path, dpi=120)
 
 
-def plot_step_scores(scores: Sequence[StepScores], path: Path, *, metric: str, title: str) -> None:
-    """One test metric against the number of inner steps, a line per K, with 95% CI error bars.
+def plot_step_scores(scores: Sequence[StepScores], path: Path, *, metric: str, title: str) -> Figure:
+    """One test metric against the number of inner steps, a line per K: the mean over tasks
+    (solid) in a band of its bootstrap 95% CI, and the median (dashed).
+
+    Losses are drawn on a log scale, so that a few diverged tasks, which pull the mean up by
+    orders of magnitude, leave the other lines readable; a mean that is not finite is left out.
+    The legend counts the tasks that diverged at some step.
 
     Args:
         scores: results of ``evaluate``; those of ``metric`` are drawn.
-        metric: e.g. "accuracy" (drawn in percent) or "mse".
+        metric: e.g. "accuracy" (drawn in percent, linear scale) or "mse".
+
+    Returns:
+        The figure, also written to ``path``.
+
+    Raises:
+        ValueError: ``scores`` hold no ``metric``.
     """
     rows = [s for s in scores if s.metric == metric]
     if not rows:
         raise ValueError(f"no {metric!r} scores to plot; the scores hold {sorted({s.metric for s in scores})}")
     scale = 100.0 if metric == "accuracy" else 1.0
-    figure = Figure(figsize=(5, 3.8))
+    figure = Figure(figsize=(5.5, 4))
     axis = figure.subplots()
     for row in rows:
-        steps = range(len(row.mean))
-        axis.errorbar(steps, [scale * m for m in row.mean], yerr=[scale * c for c in row.ci95], marker="o",
-                      capsize=3, label=f"K = {row.k_shot}")
+        mean, low, high, middle = (scale * _finite_or_nan(values)
+                                   for values in (row.mean, row.ci95_low, row.ci95_high, row.median))
+        steps = torch.arange(len(row.mean))
+        n_diverged = len(set().union(*row.diverged_tasks))
+        line, = axis.plot(steps, mean, marker="o", label=f"K = {row.k_shot}" + (
+            f" ({n_diverged} task{'s' * (n_diverged > 1)} diverged)" if n_diverged else ""))
+        axis.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        axis.plot(steps, middle, "--", color=line.get_color())
     axis.set_xlabel("inner steps at test time")
     axis.set_xticks(range(len(rows[0].mean)))
     axis.set_ylabel(f"{metric} (%)" if metric == "accuracy" else metric)
-    axis.set_title(f"{title}: mean ± 95% CI over {rows[0].n_tasks} test tasks", fontsize="medium")
+    if metric != "accuracy":
+        axis.set_yscale("log")
+    axis.set_title(f"{title}, {rows[0].n_tasks} test tasks\nmean and bootstrap 95% CI (solid), median (dashed)",
+                   fontsize="medium")
     axis.legend(fontsize="small")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
+    return figure
+
+
+def _finite_or_nan(values: Sequence[float]) -> torch.Tensor:
+    """``values`` as a float64 tensor with inf as NaN, which matplotlib leaves out of lines and axis limits."""
+    values = torch.tensor(values, dtype=torch.float64)
+    return torch.where(torch.isfinite(values), values, math.nan)
