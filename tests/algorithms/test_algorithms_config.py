@@ -51,7 +51,7 @@ def test_options_reach_the_learners():
     (["algorithm.maml_pp.msl=true"], "algorithm.maml_pp sets msl, options of algorithm.name=maml_pp, but "
                                      "algorithm.name is 'maml'"),
     (["algorithm.name=anil", "algorithm.imaml.lam=2"], "algorithm.imaml sets lam"),
-    (["algorithm.maml_pp.mls=true"], "did you mean 'msl'"),
+    (["algorithm.maml_pp.mls=true"], "did you mean 'algorithm.maml_pp.msl'"),
     (["algorithm.name=maml_pp", "algorithm.maml_pp.msl_iterations=0"], "msl_iterations must be >= 1"),
     (["algorithm.name=maml_pp", "algorithm.maml_pp.ca_min_lr=-1"], "ca_min_lr must be >= 0"),
     (["algorithm.name=maml_pp", "algorithm.maml_pp.bnrs=true", "algorithm.batch_norm=frozen"],

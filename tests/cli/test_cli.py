@@ -28,7 +28,7 @@ def test_train_then_eval_writes_the_run_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "sinusoid", "train.iteratons=5"], "did you mean 'iterations'"),
+    (["train", "sinusoid", "train.iteratons=5"], "did you mean 'train.iterations'"),
     (["train", "nosuchpreset"], "neither a config file nor a preset"),
     (["train"], "give a preset or a config file"),
     (["eval", "/nonexistent/run"], "is not a run folder"),

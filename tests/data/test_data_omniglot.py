@@ -67,9 +67,13 @@ def test_zips_in_root_are_found(fake_omniglot):
     assert (zips / OMNIGLOT_CACHE_NAME).is_file()
 
 
-def test_missing_data_says_what_to_run(tmp_path):
-    with pytest.raises(DataError, match=r"mamlkit data download omniglot --root .*download=True"):
-        load_omniglot(tmp_path, progress=False)
+def test_missing_data_says_the_exact_command_to_run(tmp_path):
+    root = tmp_path / "my data"
+    with pytest.raises(DataError) as raised:
+        load_omniglot(root, progress=False)
+    message = str(raised.value)
+    assert f"`mamlkit data download omniglot --root '{root}'`" in message
+    assert "download=True" not in message  # no command-line form (issue 17 item 8)
 
 
 def test_unreadable_cache_is_rebuilt_from_zips(fake_omniglot):

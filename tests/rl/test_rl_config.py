@@ -35,8 +35,8 @@ def test_the_file_path_loads_like_the_preset_name():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("trpo.max_kll=0.1", "did you mean 'max_kl'"),
-    ("algoritm.inner_lr=0.1", "did you mean 'algorithm'"),
+    ("trpo.max_kll=0.1", "did you mean 'trpo.max_kl'"),
+    ("algoritm.inner_lr=0.1", "did you mean 'algorithm.inner_lr'"),
     ("env.kind=navigation", "env.kind must be one of 'navigation_2d', 'halfcheetah_vel', 'halfcheetah_dir'"),
     ("trpo.max_kl=-1", "trpo.max_kl must be > 0"),
     ("trpo.backtrack_ratio=1.5", r"trpo.backtrack_ratio must lie in \(0, 1\)"),

@@ -104,7 +104,7 @@ def test_missing_omniglot_says_how_to_download_it(tmp_path):
     ("omniglot_5w1s", "task.dataset=imagenet", "task.dataset must be one of 'omniglot', 'mini_imagenet', 'image_folder'"),
     ("omniglot_5w1s", "task.rotations=maybe", "task.rotations must be true or false"),
     ("omniglot_5w1s", "task.root=''", "task.root must name the data folder"),
-    ("omniglot_5w1s", "task.nway=5", "did you mean 'n_way'"),
+    ("omniglot_5w1s", "task.nway=5", "did you mean 'task.n_way'"),
     ("omniglot_5w1s", "model.filters=0", "model.filters must be >= 1"),
     ("omniglot_5w1s", "model.kind=resnet", "model.kind must be one of 'mlp', 'conv4'"),
     ("omniglot_5w1s", "eval.batch_tasks=0", "eval.batch_tasks must be null"),

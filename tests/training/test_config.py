@@ -34,8 +34,8 @@ def test_overrides_replace_values_and_round_trip():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.iteratons=5", "did you mean 'iterations'"),
-    ("trian.iterations=5", "did you mean 'train'"),
+    ("train.iteratons=5", "did you mean 'train.iterations'"),
+    ("trian.iterations=5", "did you mean 'train.iterations'"),
     ("train.iterations=-3", "train.iterations must be >= 1"),
     ("train.iterations=2.5", "train.iterations must be an integer"),
     ("train.meta_lr=fast", "train.meta_lr must be a finite number"),
@@ -47,7 +47,7 @@ def test_overrides_replace_values_and_round_trip():
     ("train.progress=yes please", "train.progress must be true or false"),
     ("train.device=gpu", "train.device must be"),
     ("eval.tasks=1", "eval.tasks must be >= 2"),
-    ("name=my run", "name must use letters"),
+    ("name=my run", "name must be 1 to 100 letters"),
     ("train.iterations.deep=1", "is a value, not a section"),
     ("iterations", "must look like section.key=value"),
     ("task.kind=omniglot_xyz", "task.kind must be one of"),
@@ -72,7 +72,7 @@ def test_bad_files(tmp_path):
         load_config(str(scalar))
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("train:\n  iterations: 5\n  metalr: 0.1\n")
-    with pytest.raises(ConfigError, match="did you mean 'meta_lr'"):
+    with pytest.raises(ConfigError, match="did you mean 'train.meta_lr'"):
         load_config(str(unknown))
 
 

@@ -16,7 +16,7 @@ from mamlkit.cli import rl_command
 from mamlkit.cli.errors import RunDirError, print_problem
 from mamlkit.training import Config, RunFiles, load_config, train
 from mamlkit.training.allocator import retain_freed_memory
-from mamlkit.training.build import build_model, build_task_source, task_loss
+from mamlkit.training.build import build_model, build_task_source, check_training_fits, task_loss
 from mamlkit.training.learners import build_learner
 from mamlkit.training.config import config_to_data, preset_names
 from mamlkit.training.distributed import Ranks, process_group
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, args.overrides)
         files = RunFiles(args.runs_dir / config.name)
         _check_run_dir(files, overwrite=args.overwrite)
+    check_training_fits(config)
     with process_group(config.train.device) as ranks:
         ranks.barrier()  # every process has read the config and checked the folder before rank 0 writes
         if ranks.is_main:

@@ -14,6 +14,7 @@ References:
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -167,8 +168,8 @@ def load_omniglot(
         state = "is unreadable or outdated" if cache.exists() else "does not exist"
         raise DataError(
             f"no Omniglot data: {cache} {state}, and {zips_dir} lacks "
-            f"{' or '.join(_ZIP_NAMES)}. Run `mamlkit data download omniglot --root {root}`, "
-            "pass download=True, or copy the two zips there."
+            f"{' or '.join(_ZIP_NAMES)}. Download them with "
+            f"`mamlkit data download omniglot --root {shlex.quote(str(root))}`, or copy the two zips there."
         )
     data, _ = load_class_images(cache)
     return data

@@ -7,6 +7,7 @@ white background, black strokes; NNNN is the character id, YY the drawing 01..20
 from __future__ import annotations
 
 import re
+import shlex
 import zipfile
 from pathlib import Path
 
@@ -28,6 +29,14 @@ __all__ = [
 OMNIGLOT_SUBSETS = ("background", "evaluation")
 OMNIGLOT_IMAGE_SIZE = 28
 OMNIGLOT_RESAMPLE = Image.Resampling.BOX
+
+MAX_DRAWING_BYTES = 1 << 20
+"""The most bytes a drawing's zip entry may unpack to; an official drawing (105x105, 1-bit PNG)
+is a few hundred bytes."""
+
+MAX_COMPRESSION_RATIO = 100
+"""The most a drawing's entry may have been compressed: PNGs are compressed already, and the
+official zips store them at about 1:1; one far beyond is a zip bomb."""
 
 _DRAWING = re.compile(
     r"(?P<alphabet>[^/]+)/(?P<character>character(?P<number>\d+))/\d+_(?P<drawing>\d+)\.png"
@@ -86,14 +95,34 @@ def _read_characters(
                 unit="img",
                 disable=not progress,
             ):
-                image = decode_image(archive.read(entry), name=f"{zip_path}:{entry}")
+                image = decode_image(_read_drawing(archive, entry, zip_path), name=f"{zip_path}:{entry}")
                 characters.setdefault(f"{alphabet}/{character}", []).append(_preprocess(image))
     except (OSError, zipfile.BadZipFile) as error:
-        raise DataError(
-            f"cannot read {zip_path} ({error}). Delete it and run "
-            "`mamlkit data download omniglot --root DIR` to fetch it again."
-        ) from None
+        raise DataError(f"cannot read {zip_path} ({error}). {_fetch_again(zip_path)}") from None
     return list(characters.items())
+
+
+def _read_drawing(archive: zipfile.ZipFile, entry: str, zip_path: Path) -> bytes:
+    """The bytes of one drawing, refused before decompressing where its declared size or
+    compression ratio is beyond any drawing's (``MAX_DRAWING_BYTES``, ``MAX_COMPRESSION_RATIO``).
+
+    The read is bounded too; ``zipfile`` itself stops at the declared size and checks the
+    CRC, so a header that understates the size is a ``BadZipFile``, not a full memory.
+    """
+    info = archive.getinfo(entry)
+    if info.file_size > MAX_DRAWING_BYTES or info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        raise DataError(
+            f"{zip_path}:{entry} unpacks to {info.file_size:,} bytes from {info.compress_size:,}; a drawing "
+            f"has at most {MAX_DRAWING_BYTES:,}, compressed at most {MAX_COMPRESSION_RATIO}:1. "
+            f"Is this an Omniglot zip? {_fetch_again(zip_path)}"
+        )
+    with archive.open(info) as file:
+        return file.read(MAX_DRAWING_BYTES)
+
+
+def _fetch_again(zip_path: Path) -> str:
+    return (f"Delete it and run `mamlkit data download omniglot --root {shlex.quote(str(zip_path.parent))}` "
+            "to fetch it again.")
 
 
 def _drawing_entries(

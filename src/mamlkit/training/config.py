@@ -8,6 +8,7 @@ overrides (dotted keys, YAML values) before validating the whole.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,8 +18,17 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 
 from mamlkit.training.algorithm_config import AlgorithmConfig
+from mamlkit.training.config_yaml import parse_config_yaml
 from mamlkit.training.model_configs import MLPConfig, ModelConfig
-from mamlkit.training.schema import ConfigError, check_run_identity, from_mapping, require, set_dotted, to_mapping
+from mamlkit.training.schema import (
+    ConfigError,
+    check_run_identity,
+    from_mapping,
+    require,
+    set_dotted,
+    short_repr,
+    to_mapping,
+)
 from mamlkit.training.task_configs import SinusoidTaskConfig, TaskConfig
 
 
@@ -137,12 +147,13 @@ def read_config_data(source: str) -> dict[str, Any]:
             raise ConfigError(f"config file {source!r} cannot be read as UTF-8 text: {error}") from None
     else:
         if source not in preset_names():
-            raise ConfigError(
-                f"{source!r} is neither a config file nor a preset; presets: {', '.join(preset_names())}"
-            )
+            close = difflib.get_close_matches(source, preset_names(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{short_repr(source)} is neither a config file nor a preset; {hint}"
+                              f"presets: {', '.join(preset_names())}")
         text = resources.files("mamlkit.configs").joinpath(f"{source}.yaml").read_text()
     try:
-        data = yaml.safe_load(text)
+        data = parse_config_yaml(text, f"config {source!r}")
     except yaml.YAMLError as error:
         raise ConfigError(f"config {source!r} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
@@ -159,7 +170,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], schema: t
         if not sep or not key:
             raise ConfigError(f"override {override!r} must look like section.key=value, e.g. train.iterations=2000")
         try:
-            value = yaml.safe_load(raw)
+            value = parse_config_yaml(raw, f"the value of {key}")
         except yaml.YAMLError:
             value = raw
         set_dotted(Config if schema is None else schema, result, key, value)

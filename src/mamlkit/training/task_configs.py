@@ -1,7 +1,7 @@
 """The ``task`` section of a config: one dataclass per task kind (chosen by ``kind``).
 
 Each kind also says what a model for it must take and give: ``input_shape`` (of one
-example), ``n_outputs`` and the ``loss`` that scores it.
+example), ``n_outputs`` and the ``loss`` that scores it; and ``examples_per_task``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from typing import Literal, Union
 
 from mamlkit.training.schema import require
+
+
+SINUSOID_MAX_MAGNITUDE = 1e4
+"""The largest |value| of ``task.amplitude``, ``phase`` and ``x_range``: below it float32
+resolves sin's argument to about 1e-3 (its spacing at 1e4) and squared errors stay far
+from overflow; beyond 2**24 it cannot even tell neighbouring integers apart."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,9 @@ class SinusoidTaskConfig:
         for name in ("amplitude", "phase", "x_range"):
             low, high = getattr(self, name)
             require(low < high, f"task.{name} must be [low, high] with low < high; got {[low, high]}")
+            require(max(-low, high) <= SINUSOID_MAX_MAGNITUDE,
+                    f"task.{name} must lie within [-{SINUSOID_MAX_MAGNITUDE:g}, {SINUSOID_MAX_MAGNITUDE:g}], where "
+                    f"float32 still resolves a sinusoid; got {[low, high]}")
         require(self.amplitude[0] >= 0, f"task.amplitude must be >= 0; got {list(self.amplitude)}")
 
     @property
@@ -38,6 +47,11 @@ class SinusoidTaskConfig:
     @property
     def n_outputs(self) -> int:
         return 1
+
+    @property
+    def examples_per_task(self) -> tuple[int, int]:
+        """(support, query) examples of one task."""
+        return self.k_shot, self.n_query
 
     @property
     def loss(self) -> str:
@@ -108,6 +122,11 @@ class ImageClassificationTaskConfig:
         return self.n_way
 
     @property
+    def examples_per_task(self) -> tuple[int, int]:
+        """(support, query) images of one task."""
+        return self.n_way * self.k_shot, self.n_way * self.n_query
+
+    @property
     def loss(self) -> str:
         return "cross_entropy"
 
@@ -143,6 +162,11 @@ class BinaryClassificationTaskConfig:
     @property
     def n_outputs(self) -> int:
         return 2
+
+    @property
+    def examples_per_task(self) -> tuple[int, int]:
+        """(support, query) points of one task."""
+        return 2 * self.k_shot, 2 * self.n_query
 
     @property
     def loss(self) -> str:
