@@ -31,8 +31,8 @@ def test_train_then_eval_writes_the_run_folder(tmp_path, capsys):
     (["train", "sinusoid", "train.iteratons=5"], "did you mean 'train.iterations'"),
     (["train", "nosuchpreset"], "neither a config file nor a preset"),
     (["train"], "give a preset or a config file"),
-    (["eval", "/nonexistent/run"], "is not a run folder"),
-    (["train", "--resume", "/nonexistent/run"], "is not a run folder"),
+    (["eval", "/nonexistent/run"], "run folder /nonexistent/run does not exist"),
+    (["train", "--resume", "/nonexistent/run"], "run folder /nonexistent/run does not exist"),
     (["train", "sinusoid", "train.device=cuda:7"], "no CUDA device"),
 ])
 def test_user_mistakes_get_one_line_not_a_traceback(argv, message, capsys, tmp_path, monkeypatch):

@@ -5,12 +5,8 @@ import sys
 from mamlkit.core import BatchNormModeError, SpecError, TaskBatchError
 from mamlkit.data import DataError
 from mamlkit.tasks import SamplerError
-from mamlkit.training import CheckpointError, ConfigError, TrainingError
+from mamlkit.training import CheckpointError, ConfigError, RunDirError, TrainingError
 from mamlkit.training.distributed import DistributedError, launch_rank
-
-
-class RunDirError(ValueError):
-    """A run folder that is missing, or exists where a new run would overwrite it."""
 
 
 class AdaptInputError(ValueError):

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sys
+import signal
 
 import torch
-import yaml
 
-from mamlkit.cli.errors import RunDirError, print_problem
+from mamlkit.cli.errors import print_problem
+from mamlkit.cli.run_start import interrupted_message, run_start
 from mamlkit.rl.build import build_env, build_learner
 from mamlkit.rl.config import RLConfig, is_rl_config, load_rl_config, rl_config_to_data
 from mamlkit.rl.env import TaskEnv
 from mamlkit.rl.evaluation import adaptation_returns, markdown_table, summarize
-from mamlkit.rl.plots import plot_navigation, plot_training_returns
 from mamlkit.rl.training import restore_policy, train_rl
-from mamlkit.training import ConfigError, RunFiles, load_checkpoint
+from mamlkit.training import ConfigError, RunFiles
+from mamlkit.training.checkpoint import load_first_usable
 from mamlkit.training.config import read_config_data
 from mamlkit.training.metrics import read_metrics
 from mamlkit.training.seeding import generator_for
+from mamlkit.training.signals import Interrupted
 
 
 def handles_train(args: argparse.Namespace) -> bool:
@@ -40,22 +40,18 @@ def handles_eval(args: argparse.Namespace) -> bool:
 
 def train(args: argparse.Namespace) -> int:
     """Meta-train with MAML-TRPO; the arguments are ``mamlkit train``'s."""
-    if args.resume is not None:
-        files = RunFiles(args.resume)
-        config = load_rl_config(str(files.config), ([args.config] if args.config else []) + args.overrides)
-    else:
-        config = load_rl_config(args.config, args.overrides)
-        files = RunFiles(args.runs_dir / config.name)
-        _new_run_dir(files, overwrite=args.overwrite)
-    files.config.write_text(yaml.safe_dump(rl_config_to_data(config), sort_keys=False))
-    learner = build_learner(config, _threads_and_env(config))
+    config, start = run_start(args, load_rl_config, rl_config_to_data)
+    files = start.files
+    lock = start.lock()
     try:
-        state = train_rl(learner, config, files, resume=args.resume is not None,
-                         report=lambda note: print_problem(note, kind="warning"))
-    except KeyboardInterrupt:
-        print(f"mamlkit: interrupted; progress saved in {files.last}. Continue with: "
-              f"mamlkit train --resume {files.root}", file=sys.stderr)
-        return 130
+        learner = build_learner(config, _threads_and_env(config))
+        state = train_rl(learner, config, files, resume=start.resume,
+                         report=lambda note: print_problem(note, kind="warning"), on_start=start.write)
+    except KeyboardInterrupt as stop:
+        interrupted_message(files)
+        return 143 if isinstance(stop, Interrupted) and stop.signal_number == signal.SIGTERM else 130
+    finally:
+        lock.release()
     if state.out_of_time:
         print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
               f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
@@ -78,8 +74,11 @@ def evaluate(args: argparse.Namespace) -> int:
     config = load_rl_config(str(files.config), args.overrides)
     env = _threads_and_env(config)
     learner = build_learner(config, env)
-    path = files.checkpoint(args.checkpoint)
-    iteration = restore_policy(learner, load_checkpoint(path), path)
+    checkpoint, path, note = load_first_usable(files.checkpoint_generations(args.checkpoint),
+                                               lambda checkpoint, path: restore_policy(learner, checkpoint, path))
+    if note is not None:
+        print_problem(note, kind="warning")
+    iteration = int(checkpoint["iteration"])
     settings = config.eval
     tasks = env.sample_tasks(settings.tasks, generator_for(settings.seed, "test"))
     result = adaptation_returns(learner, tasks, settings.inner_lrs, settings.trajectories,
@@ -92,6 +91,8 @@ def evaluate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"protocol": protocol, "results": rows}, indent=2) + "\n")
     (out / "results.md").write_text(f"# {config.name}\n\n" + markdown_table(rows, protocol))
+    from mamlkit.rl.plots import plot_navigation, plot_training_returns  # matplotlib: only where it draws
+
     figures = [out / "training_returns.png"]
     plot_training_returns(read_metrics(files.metrics), figures[0], title=config.name)
     if config.env.kind == "navigation_2d" and settings.plot_tasks:
@@ -100,20 +101,6 @@ def evaluate(args: argparse.Namespace) -> int:
     print((out / "results.md").read_text())
     print("written: " + ", ".join(str(path) for path in [out / "results.json", out / "results.md", *figures]))
     return 0
-
-
-def _new_run_dir(files: RunFiles, *, overwrite: bool) -> None:
-    """Create the run folder; an existing one only with ``overwrite`` (it is replaced)."""
-    if files.root.exists():
-        if not overwrite:
-            raise RunDirError(f"run folder {files.root} exists: resume it with `mamlkit train --resume "
-                              f"{files.root}`, choose another name=..., or pass --overwrite")
-        shutil.rmtree(files.root)
-    try:
-        files.root.mkdir(parents=True)
-    except OSError as error:
-        raise RunDirError(f"cannot create the run folder {files.root}: {error.strerror or error}; "
-                          "choose another --runs-dir") from None
 
 
 def _is_rl_source(source: str) -> bool:

@@ -9,8 +9,9 @@ from typing import Sequence
 import torch
 
 from mamlkit.algorithms import MAML
-from mamlkit.cli.errors import RunDirError
-from mamlkit.training import Config, RunFiles, load_checkpoint, load_config
+from mamlkit.cli.errors import print_problem
+from mamlkit.training import Config, RunFiles, load_config
+from mamlkit.training.checkpoint import load_first_usable
 from mamlkit.training.build import build_model, task_loss
 from mamlkit.training.learners import build_learner, restore_learner
 
@@ -43,19 +44,22 @@ class TrainedRun:
 def load_trained(run_dir: Path, overrides: Sequence[str], checkpoint: str) -> TrainedRun:
     """The run in ``run_dir`` with ``checkpoint`` ("best", or "last"; "best" falls back to "last").
 
+    A damaged or unreadable checkpoint is reported as one warning line and the next
+    generation is used (``best.pt``, ``last.pt``, ``last.prev.pt``, in that order).
     Applies the run's ``train.threads`` (torch's intra-op threads), as training did.
 
     Raises:
-        RunDirError: ``run_dir`` holds no ``config.yaml``.
-        CheckpointError: the checkpoint is missing or unreadable.
+        RunDirError: ``run_dir`` does not exist or holds no ``config.yaml``.
+        CheckpointError: no checkpoint loads into the config's model; says why for each.
     """
     files = RunFiles(run_dir)
-    if not files.config.is_file():
-        raise RunDirError(f"{run_dir} is not a run folder (no config.yaml in it)")
+    files.require_run()
     config = load_config(str(files.config), overrides)
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    path = files.checkpoint(checkpoint)
-    state = load_checkpoint(path)
-    learner = restore_learner(build_learner(config, build_model(config), task_loss(config)), state)
+    learner = build_learner(config, build_model(config), task_loss(config))
+    state, path, note = load_first_usable(files.checkpoint_generations(checkpoint),
+                                          lambda state, path: restore_learner(learner, state, path))
+    if note is not None:
+        print_problem(note, kind="warning")
     return TrainedRun(config, learner, files, f"{path.name} (iteration {state['iteration']})")

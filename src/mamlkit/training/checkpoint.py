@@ -8,19 +8,24 @@ leaves the old checkpoint as it was. With ``previous=``, the old file is first
 renamed to ``previous``, once the new one is complete, so that a checkpoint damaged
 after it was written (a bad disk, a copy cut short) still has a predecessor to
 resume from. It is read with ``torch.load(weights_only=True)``: opening it runs no
-code from it.
+code from it. Each checkpoint stores the SHA-256 of its content (``content_digest``:
+every tensor's dtype, shape and bytes, and the plain data), checked on load, so a
+flipped byte inside tensor data is found rather than loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
-import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
+
+DIGEST_KEY = "sha256"
+"""The checkpoint's key holding ``content_digest`` of the rest."""
 
 
 class CheckpointError(RuntimeError):
@@ -42,7 +47,7 @@ def save_checkpoint(state: dict[str, Any], path: Path, *, previous: Path | None 
             file is left.
     """
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save({**state, DIGEST_KEY: content_digest(state)}, buffer)
     temp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,20 +73,52 @@ def save_checkpoint(state: dict[str, Any], path: Path, *, previous: Path | None 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint``, on the CPU.
 
+    Returns:
+        The saved dict, without its digest.
+
     Raises:
-        CheckpointError: the file is missing, truncated, or holds anything but
-            tensors and plain data.
+        CheckpointError: the file is missing, truncated, holds anything but tensors and
+            plain data, or its content does not match its stored digest (damaged).
     """
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read safely ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0][:200]})") from None
+    except Exception as error:  # noqa: BLE001 - whatever a damaged file makes the unpickler raise
+        reason = (str(error).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"checkpoint {path} cannot be read safely ({type(error).__name__}: {reason})") from None
     if not isinstance(state, dict) or "iteration" not in state:
         raise CheckpointError(f"{path} is not a mamlkit checkpoint")
+    stored = state.pop(DIGEST_KEY, None)
+    if stored is not None and stored != content_digest(state):
+        raise CheckpointError(f"checkpoint {path} is damaged (its content does not match its SHA-256)")
     return state
+
+
+def content_digest(state: Any) -> str:
+    """SHA-256 (hex) of nested dicts, lists and tuples of tensors and plain data: every
+    tensor's dtype, shape and bytes, every other value's ``repr``, in order."""
+    digest = hashlib.sha256()
+    _update_digest(digest, state)
+    return digest.hexdigest()
+
+
+def _update_digest(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"tensor {tensor.dtype} {tuple(value.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"dict {len(value)}|".encode())
+        for key, item in value.items():
+            _update_digest(digest, key)
+            _update_digest(digest, item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__} {len(value)}|".encode())
+        for item in value:
+            _update_digest(digest, item)
+    else:
+        digest.update(f"{type(value).__name__} {value!r}|".encode())
 
 
 def load_checkpoint_or_previous(path: Path, previous: Path) -> tuple[dict[str, Any], str | None]:
@@ -94,14 +131,35 @@ def load_checkpoint_or_previous(path: Path, previous: Path) -> tuple[dict[str, A
     Raises:
         CheckpointError: neither loads; the message says why for both.
     """
-    try:
-        return load_checkpoint(path), None
-    except CheckpointError as latest:
+    state, used, note = load_first_usable((path, previous))
+    return state, note
+
+
+def load_first_usable(paths: Sequence[Path], use: Callable[[dict[str, Any], Path], None] | None = None
+                      ) -> tuple[dict[str, Any], Path, str | None]:
+    """The first of ``paths`` that loads (and that ``use(state, path)`` accepts without a
+    ``CheckpointError``, where given), e.g. ``best.pt``, ``last.pt``, ``last.prev.pt``.
+
+    Returns:
+        (the checkpoint, its path, ``None``) when the first path serves; else a one-line
+        note saying what was wrong with the ones before and which is used instead.
+
+    Raises:
+        CheckpointError: none serves; the message says why for each.
+    """
+    problems = []
+    for path in paths:
         try:
-            state = load_checkpoint(previous)
-        except CheckpointError as older:
-            raise CheckpointError(f"{latest}; and the previous one: {older}") from None
-        return state, f"{latest}; using the previous checkpoint {previous} (iteration {state['iteration']})"
+            state = load_checkpoint(path)
+            if use is not None:
+                use(state, path)
+        except CheckpointError as error:
+            problems.append(str(error))
+            continue
+        note = None if not problems else (f"{'; '.join(problems)}; using the checkpoint {path} "
+                                          f"(iteration {state['iteration']}) instead")
+        return state, path, note
+    raise CheckpointError("; and ".join(problems))
 
 
 def remove_temporaries(path: Path) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
 import torch.distributed as dist
@@ -29,6 +29,10 @@ from mamlkit.training.schema import ConfigError
 
 class DistributedError(RuntimeError):
     """The processes of a distributed run disagree (e.g. they start from different parameters)."""
+
+
+class LostRankError(DistributedError):
+    """A collective failed because another process of the run stopped or died."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class Ranks:
         has_grad = [float(p.grad is not None) for p in parameters]
         flat = torch.cat([*(g.reshape(-1) * share for g in grads), meta_loss.detach().reshape(1) * share,
                           torch.tensor(has_grad, dtype=meta_loss.dtype, device=meta_loss.device)])
-        dist.all_reduce(flat)
+        self._collective(dist.all_reduce, flat)
         offset = 0
         for param, flag in zip(parameters, flat[-len(parameters):].tolist()):
             reduced = flat[offset:offset + param.numel()].view_as(param).to(param.dtype)
@@ -105,12 +109,12 @@ class Ranks:
         names = list(after)
         changed = torch.tensor([float(not torch.equal(before[name], after[name])) for name in names],
                                device=self.device)
-        dist.all_reduce(changed, op=dist.ReduceOp.MAX)
+        self._collective(dist.all_reduce, changed, op=dist.ReduceOp.MAX)
         updated = [name for name, flag in zip(names, changed.tolist()) if flag > 0]
         if not updated:
             return dict(after)
         flat = torch.cat([after[name].reshape(-1).to(self.device) * share for name in updated])
-        dist.all_reduce(flat)
+        self._collective(dist.all_reduce, flat)
         averaged, offset = dict(after), 0
         for name in updated:
             size = after[name].numel()
@@ -118,17 +122,28 @@ class Ranks:
             offset += size
         return averaged
 
+    def _collective(self, operation: Callable[..., object], *args: object, **kwargs: object) -> None:
+        """Run a ``torch.distributed`` collective; a failure (the backend's error when a
+        peer process is gone) becomes one ``LostRankError`` naming the lost rank where it
+        is known (with two processes, the other one)."""
+        try:
+            operation(*args, **kwargs)
+        except RuntimeError as error:
+            lost = f"rank {1 - self.rank}" if self.world_size == 2 else "another rank"
+            raise LostRankError(f"rank {self.rank} of {self.world_size} lost contact with {lost}, which stopped or "
+                                f"died (see its own output): {' '.join(str(error).split())[:160]}") from None
+
     def barrier(self) -> None:
         """Wait until every rank has reached this call."""
         if self.world_size > 1:
-            dist.barrier()
+            self._collective(dist.barrier)
 
     def any(self, flag: bool) -> bool:
         """Whether ``flag`` holds on any rank (an all-reduce: every rank must call it)."""
         if self.world_size == 1:
             return flag
         value = torch.tensor([float(flag)], device=self.device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        self._collective(dist.all_reduce, value, op=dist.ReduceOp.MAX)
         return bool(value.item() > 0)
 
     def check_same(self, tensors: Iterable[Tensor], what: str) -> None:
@@ -141,7 +156,7 @@ class Ranks:
             return
         flat = torch.cat([t.detach().reshape(-1).to(device=self.device, dtype=torch.float64) for t in tensors])
         reference = flat.clone()
-        dist.broadcast(reference, src=0)
+        self._collective(dist.broadcast, reference, src=0)
         if self.any(not torch.equal(flat, reference)):
             raise DistributedError(f"the {self.world_size} processes hold different {what}: give every process the "
                                    "same config and, on --resume, the same run folder (a shared file system)")

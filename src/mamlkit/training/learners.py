@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from torch import nn
 
 from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
+from mamlkit.training.checkpoint import CheckpointError
 from mamlkit.training.config import Config
 
 
@@ -50,11 +52,24 @@ def build_learner(config: Config, model: nn.Module, loss: str) -> MAML:
     raise AssertionError(f"algorithm {name!r} passed validation but has no learner")  # a bug of ours
 
 
-def restore_learner(learner: MAML, checkpoint: Mapping[str, Any]) -> MAML:
+def restore_learner(learner: MAML, checkpoint: Mapping[str, Any], source: Path) -> MAML:
     """Load a checkpoint's model weights and learner state (learned step sizes, per-step
     BatchNorm tensors) into ``learner``; checkpoints without a learner state (format 1)
-    restore the model only. Returns ``learner``."""
-    learner.model.load_state_dict(checkpoint["model"])
-    if "learner" in checkpoint:
-        learner.load_state_dict(checkpoint["learner"])
+    restore the model only. Returns ``learner``.
+
+    Raises:
+        CheckpointError: naming ``source`` (where the checkpoint was read), when it holds no
+            model weights or weights of another model or algorithm than the config's.
+    """
+    if not isinstance(checkpoint.get("model"), Mapping):
+        raise CheckpointError(f"{source} holds no model weights: it is not a checkpoint of supervised meta-training")
+    try:
+        learner.model.load_state_dict(checkpoint["model"])
+        if "learner" in checkpoint:
+            learner.load_state_dict(checkpoint["learner"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        detail = " ".join(str(error).split())[:300]
+        raise CheckpointError(f"the weights in {source} do not fit the model of the config ({detail}); a "
+                              "checkpoint loads only into the model it was trained with: drop model.* and "
+                              "algorithm.* overrides") from None
     return learner

@@ -11,10 +11,11 @@ iMAML's implicit gradient alike), which is all the distributed all-reduce needs.
 
 from __future__ import annotations
 
+import copy
 import math
+import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -22,49 +23,18 @@ from tqdm import tqdm
 
 from mamlkit.algorithms import MAML
 from mamlkit.tasks import TaskSource
-from mamlkit.training.checkpoint import load_checkpoint_or_previous, remove_temporaries, save_checkpoint
+from mamlkit.training.checkpoint import CheckpointError, load_first_usable, remove_temporaries, save_checkpoint
 from mamlkit.training.config import Config, TrainConfig, config_to_data
 from mamlkit.training.distributed import SINGLE, Ranks
 from mamlkit.training.learners import restore_learner
 from mamlkit.training.metrics import MetricsLog, truncate_metrics
+from mamlkit.training.run_folder import RunFiles
 from mamlkit.training.seeding import generator_for
+from mamlkit.training.signals import Interrupted, deferred_stop_signals
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite meta-loss); what was saved stays valid."""
-
-
-@dataclass(frozen=True)
-class RunFiles:
-    """Where a run keeps its files."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def last(self) -> Path:
-        return self.root / "checkpoints" / "last.pt"
-
-    @property
-    def previous(self) -> Path:
-        """The ``last.pt`` before the latest one, kept as the fallback of a damaged ``last.pt``."""
-        return self.root / "checkpoints" / "last.prev.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "checkpoints" / "best.pt"
-
-    def checkpoint(self, name: str) -> Path:
-        """The checkpoint ``name`` ("best" or "last") names; "best" falls back to ``last.pt``
-        where training wrote no ``best.pt``."""
-        return self.best if name == "best" and self.best.is_file() else self.last
 
 
 @dataclass
@@ -80,19 +50,27 @@ class TrainState:
 
 
 def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, resume: bool = False,
-          ranks: Ranks = SINGLE, report: Callable[[str], None] | None = None) -> TrainState:
+          ranks: Ranks = SINGLE, report: Callable[[str], None] | None = None,
+          on_start: Callable[[], None] | None = None) -> TrainState:
     """Meta-train ``learner`` (its model and its own meta-parameters) for ``config.train.iterations``
     iterations.
 
     Iteration i meta-trains on the tasks drawn from ``generator_for(seed, "train", i)``,
     so a resumed run sees exactly the tasks of an uninterrupted one, and a distributed
     one (``ranks``) splits exactly those tasks between its processes. Every
-    ``checkpoint_every`` iterations (and at the end, and on Ctrl-C) ``last.pt`` is
-    written atomically, the one it replaces kept as ``last.prev.pt``; ``best.pt``
-    whenever the validation loss improves. With ``train.max_minutes``, the run ends
-    early (``out_of_time``) after the first iteration past the budget, validated and
-    checkpointed as a last iteration is. Only rank 0 validates, writes files and shows
-    progress.
+    ``checkpoint_every`` iterations (and at the end, and when stopped by a signal)
+    ``last.pt`` is written atomically, the one it replaces kept as ``last.prev.pt``;
+    ``best.pt`` whenever the validation loss improves. With ``train.max_minutes``, the
+    run ends early (``out_of_time``) after the first iteration past the budget,
+    validated and checkpointed as a last iteration is. Only rank 0 validates, writes
+    files and shows progress.
+
+    SIGINT (Ctrl-C) and SIGTERM are acted on at iteration boundaries only
+    (``mamlkit.training.signals``): the iteration under way finishes (update,
+    metrics, validation, checkpoints), ``last.pt`` is written, and ``Interrupted`` is
+    raised. An update that leaves a non-finite parameter, or moves the
+    meta-parameters by more than ``train.max_update_ratio`` times their norm, is
+    undone and treated as a non-finite meta-loss is.
 
     Args:
         resume: continue from ``last.pt``, or from ``last.prev.pt`` when ``last.pt`` is
@@ -100,11 +78,16 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
         ranks: this process's place in a distributed run (default: alone).
         report: called on rank 0 with a one-line note when training carries on past a
             problem (a damaged latest checkpoint).
+        on_start: called on rank 0 once the run can start (checkpoint restored,
+            validation tasks drawn), before anything is written to ``files``: where the
+            caller creates the run folder.
 
     Raises:
-        TrainingError: the meta-loss or meta-gradient is not finite (under
-            ``train.nonfinite=skip``: for more than ``max_consecutive_skips`` iterations
-            in a row); the iteration is named, and no checkpoint is written from it.
+        Interrupted: a stop signal arrived; ``last.pt`` holds the last whole iteration.
+        TrainingError: the meta-loss, meta-gradient or update is not finite or diverges
+            (under ``train.nonfinite=skip``: for more than ``max_consecutive_skips``
+            iterations in a row); the iteration is named, and no checkpoint is
+            written from it.
         CheckpointError: no checkpoint to resume from can be read, or one cannot be written.
     """
     settings = config.train
@@ -113,73 +96,89 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
     state = TrainState()
     if resume:
         state, note = _restore(files, learner, optimizer)
-        if ranks.is_main:
+    saved_at = state.iteration if resume else None  # the iteration last.pt holds
+    ranks.check_same(learner.meta_parameters(), "meta-parameters at the start")
+    main = ranks.is_main
+    val_batch = tasks.sample(settings.val_tasks, k_shot=config.task.k_shot, n_query=config.task.n_query,
+                             generator=generator_for(config.seed, "val"), split="val") if main else None
+    if main:
+        if on_start is not None:
+            on_start()
+        if resume:
             if note is not None and report is not None:
                 report(note)
             remove_temporaries(files.last)
             remove_temporaries(files.best)
             truncate_metrics(files.metrics, state.iteration)
-    ranks.check_same(learner.meta_parameters(), "meta-parameters at the start")
-    main = ranks.is_main
-    val_batch = tasks.sample(settings.val_tasks, k_shot=config.task.k_shot, n_query=config.task.n_query,
-                             generator=generator_for(config.seed, "val"), split="val") if main else None
     log = MetricsLog(files.metrics) if main else None
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not (settings.progress and main),
                unit="it", dynamic_ncols=True, desc=config.name)
     window_start, window_iterations = time.perf_counter(), 0
     deadline = None if settings.max_minutes is None else time.monotonic() + 60 * settings.max_minutes
+
+    def save_last() -> None:
+        nonlocal saved_at
+        save_checkpoint(_checkpoint(config, state, learner, optimizer), files.last, previous=files.previous)
+        saved_at = state.iteration
+
     try:
-        for iteration in range(state.iteration, settings.iterations):
-            batch = tasks.sample(settings.meta_batch_size, k_shot=config.task.k_shot, n_query=config.task.n_query,
-                                 generator=generator_for(config.seed, "train", iteration), split="train")
-            optimizer.zero_grad(set_to_none=True)
-            learner.on_iteration(iteration, settings.iterations)
-            for group in optimizer.param_groups:
-                group["lr"] = learner.meta_lr(settings.meta_lr, iteration, settings.iterations)
-            mine = batch.tasks(shard.start, shard.stop)
-            share = mine.n_tasks / batch.n_tasks
-            own_before = learner.state_dict() if ranks.world_size > 1 else None
-            meta_loss = ranks.reduce_meta_gradients(learner.meta_parameters(), learner.meta_backward(mine), share)
-            if own_before:  # e.g. MAML++'s running statistics, updated from this rank's tasks
-                learner.load_state_dict(ranks.average_updates(own_before, learner.state_dict(), share))
-            grad_norm = _grad_norm(learner)
-            finite = math.isfinite(meta_loss) and math.isfinite(grad_norm)
-            if finite:
-                optimizer.step()
-                state.consecutive_skips = 0
-            else:
-                _skip_or_stop(settings, state, iteration, f"the meta-loss is {meta_loss} and the meta-gradient "
-                              f"norm {grad_norm}", files)
+        with deferred_stop_signals() as stop:
+            for iteration in range(state.iteration, settings.iterations):
+                batch = tasks.sample(settings.meta_batch_size, k_shot=config.task.k_shot,
+                                     n_query=config.task.n_query,
+                                     generator=generator_for(config.seed, "train", iteration), split="train")
                 optimizer.zero_grad(set_to_none=True)
-            state.iteration = done = iteration + 1
-            window_iterations += 1
-            bar.update(1)
-            past_deadline = deadline is not None and ranks.any(time.monotonic() >= deadline)
-            state.out_of_time = past_deadline and done < settings.iterations
-            last = done == settings.iterations or state.out_of_time
-            if main and not finite:
-                log.write({"iteration": done, "skipped": "nonfinite", "skips": state.skips})
-            if main and finite and (done % settings.log_every == 0 or last):
-                elapsed = time.perf_counter() - window_start
-                tasks_per_s = window_iterations * settings.meta_batch_size / elapsed
-                log.write({"iteration": done, "meta_loss": meta_loss, "grad_norm": grad_norm,
-                           "tasks_per_s": tasks_per_s})
-                bar.set_postfix(loss=f"{meta_loss:.4f}", tasks_s=f"{tasks_per_s:.0f}")
-                window_start, window_iterations = time.perf_counter(), 0
-            if main and (done % settings.val_every == 0 or last):
-                val_loss = validation_loss(learner, val_batch)
-                log.write({"iteration": done, "val_loss": val_loss})
-                if state.best_val is None or val_loss < state.best_val:
-                    state.best_val = val_loss
-                    save_checkpoint(_checkpoint(config, state, learner, optimizer), files.best)
-            if main and (done % settings.checkpoint_every == 0 or last):
-                save_checkpoint(_checkpoint(config, state, learner, optimizer), files.last, previous=files.previous)
-            if state.out_of_time:
-                break
-    except KeyboardInterrupt:
-        if main:
-            save_checkpoint(_checkpoint(config, state, learner, optimizer), files.last, previous=files.previous)
-        raise
+                learner.on_iteration(iteration, settings.iterations)
+                for group in optimizer.param_groups:
+                    group["lr"] = learner.meta_lr(settings.meta_lr, iteration, settings.iterations)
+                mine = batch.tasks(shard.start, shard.stop)
+                share = mine.n_tasks / batch.n_tasks
+                own_before = learner.state_dict() if ranks.world_size > 1 else None
+                meta_loss = ranks.reduce_meta_gradients(learner.meta_parameters(), learner.meta_backward(mine),
+                                                        share)
+                if own_before:  # e.g. MAML++'s running statistics, updated from this rank's tasks
+                    learner.load_state_dict(ranks.average_updates(own_before, learner.state_dict(), share))
+                grad_norm = _grad_norm(learner)
+                problem = None
+                if not (math.isfinite(meta_loss) and math.isfinite(grad_norm)):
+                    problem = f"the meta-loss is {meta_loss} and the meta-gradient norm {grad_norm}"
+                else:
+                    problem = _guarded_step(learner, optimizer, settings)
+                if problem is None:
+                    state.consecutive_skips = 0
+                else:
+                    _skip_or_stop(settings, state, iteration, problem, files, saved_at)
+                    optimizer.zero_grad(set_to_none=True)
+                state.iteration = done = iteration + 1
+                window_iterations += 1
+                bar.update(1)
+                past_deadline = deadline is not None and ranks.any(time.monotonic() >= deadline)
+                state.out_of_time = past_deadline and done < settings.iterations
+                last = done == settings.iterations or state.out_of_time
+                if main and problem is not None:
+                    log.write({"iteration": done, "skipped": "nonfinite", "skips": state.skips})
+                if main and problem is None and (done % settings.log_every == 0 or last):
+                    elapsed = time.perf_counter() - window_start
+                    tasks_per_s = window_iterations * settings.meta_batch_size / elapsed
+                    log.write({"iteration": done, "meta_loss": meta_loss, "grad_norm": grad_norm,
+                               "tasks_per_s": tasks_per_s})
+                    bar.set_postfix(loss=f"{meta_loss:.4f}", tasks_s=f"{tasks_per_s:.0f}")
+                    window_start, window_iterations = time.perf_counter(), 0
+                if main and (done % settings.val_every == 0 or last):
+                    val_loss = validation_loss(learner, val_batch)
+                    log.write({"iteration": done, "val_loss": val_loss})
+                    if state.best_val is None or val_loss < state.best_val:
+                        state.best_val = val_loss
+                        save_checkpoint(_checkpoint(config, state, learner, optimizer), files.best)
+                if main and (done % settings.checkpoint_every == 0 or last):
+                    save_last()
+                if ranks.any(stop.requested):
+                    if main and saved_at != done:
+                        save_last()
+                    stop.raise_if_requested()
+                    raise Interrupted(signal.SIGTERM)  # another rank was signalled
+                if state.out_of_time:
+                    break
     finally:
         bar.close()
         if log is not None:
@@ -188,9 +187,41 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
     return state
 
 
-def _skip_or_stop(settings: TrainConfig, state: TrainState, iteration: int, problem: str, files: RunFiles) -> None:
+def _guarded_step(learner: MAML, optimizer: torch.optim.Optimizer, settings: TrainConfig) -> str | None:
+    """Take the optimizer step; undo it and say why when it leaves a non-finite
+    meta-parameter or moves them by more than ``settings.max_update_ratio`` times
+    ``max(‖θ‖, 1)`` (norms over all meta-parameters together)."""
+    parameters = [p for p in learner.meta_parameters() if p.grad is not None]
+    before = [p.detach().clone() for p in parameters]
+    optimizer_before = copy.deepcopy(optimizer.state_dict()) if settings.nonfinite == "skip" else None
+    optimizer.step()
+    with torch.no_grad():
+        change = torch.stack([(p - b).norm() for p, b in zip(parameters, before)]).norm().item() if before else 0.0
+        size = torch.stack([b.norm() for b in before]).norm().item() if before else 0.0
+    if math.isfinite(change) and (settings.max_update_ratio is None
+                                  or change <= settings.max_update_ratio * max(size, 1.0)):
+        return None
+    with torch.no_grad():
+        for p, b in zip(parameters, before):
+            p.copy_(b)
+    if optimizer_before is not None:
+        optimizer.load_state_dict(optimizer_before)
+    if not math.isfinite(change):
+        return "the update made a meta-parameter non-finite"
+    return (f"the update would move the meta-parameters by {change:.3g}, more than train.max_update_ratio = "
+            f"{settings.max_update_ratio} x their norm {size:.3g} (diverging)")
+
+
+def _skip_or_stop(settings: TrainConfig, state: TrainState, iteration: int, problem: str, files: RunFiles,
+                  saved_at: int | None) -> None:
     """Count a skipped update, or raise ``TrainingError`` when the settings do not allow it."""
-    advice = f"{files.last} is intact: lower train.meta_lr or algorithm.inner_lr and resume."
+    if saved_at is None:
+        advice = ("nothing was saved yet: start again with a lower train.meta_lr or algorithm.inner_lr "
+                  "(add --overwrite to replace this run)")
+    else:
+        advice = (f"{files.last} (iteration {saved_at}) holds the meta-parameters from before it: lower "
+                  f"train.meta_lr or algorithm.inner_lr and resume, e.g. mamlkit train --resume {files.root} "
+                  "train.meta_lr=...")
     if settings.nonfinite == "stop":
         raise TrainingError(f"iteration {iteration + 1}: {problem}; stopped before updating θ. {advice}")
     state.skips += 1
@@ -232,9 +263,15 @@ def _checkpoint(config: Config, state: TrainState, learner: MAML, optimizer: tor
 def _restore(files: RunFiles, learner: MAML, optimizer: torch.optim.Optimizer) -> tuple[TrainState, str | None]:
     """The state of the latest readable checkpoint, loaded into ``learner`` and ``optimizer``,
     and a note when that is not ``last.pt``."""
-    checkpoint, note = load_checkpoint_or_previous(files.last, files.previous)
-    restore_learner(learner, checkpoint)
-    optimizer.load_state_dict(checkpoint["optimizer"])
+    def use(checkpoint: dict[str, Any], path) -> None:
+        restore_learner(learner, checkpoint, path)
+        try:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (KeyError, ValueError, TypeError) as error:
+            raise CheckpointError(f"{path} holds no optimizer state for this config's meta-parameters "
+                                  f"({type(error).__name__}: {error})") from None
+
+    checkpoint, _, note = load_first_usable((files.last, files.previous), use)
     state = TrainState(iteration=checkpoint["iteration"], best_val=checkpoint["best_val"],
                        skips=checkpoint.get("skips", 0), consecutive_skips=checkpoint.get("consecutive_skips", 0))
     return state, note

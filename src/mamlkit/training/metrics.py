@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from mamlkit.training.run_folder import RunDirError, write_text_atomically
 
 
 class MetricsLog:
     """Appends records to a JSONL file, each flushed as it is written."""
 
     def __init__(self, path: Path) -> None:
+        """Open ``path`` for appending.
+
+        Raises:
+            RunDirError: it cannot be opened (e.g. a folder stands in its place).
+        """
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a")
+        except OSError as error:
+            raise RunDirError(f"cannot write the metrics file {path}: {error.strerror or error}; "
+                              "it must be a file (move whatever stands in its place)") from None
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")
@@ -42,8 +52,12 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def truncate_metrics(path: Path, last_iteration: int) -> None:
     """Drop records after ``last_iteration`` (logged after the checkpoint a run resumes from),
-    and torn lines, rewriting the file atomically."""
+    and torn lines, rewriting the file atomically.
+
+    Raises:
+        RunDirError: ``path`` exists and is not a file.
+    """
+    if path.exists() and not path.is_file():
+        raise RunDirError(f"the metrics file {path} is not a file; move whatever stands in its place")
     kept = [r for r in read_metrics(path) if r.get("iteration", 0) <= last_iteration]
-    temp = path.with_suffix(".jsonl.tmp")
-    temp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    os.replace(temp, path)
+    write_text_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
