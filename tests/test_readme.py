@@ -10,10 +10,11 @@ What a user brings is put in the folder first: the Omniglot zips (linked from
 ../shared/data/omniglot; `mamlkit data download` then finds them, checks them and builds
 the cache, with no network; without them the session is skipped) and their own images for
 `mamlkit adapt`. Commands that run for hours (training, and the 600-task Omniglot
-evaluation) are started as written and stopped with Ctrl-C, a SIGINT to the process group
-as a terminal sends it, a few seconds after their progress bar appears: a training run
-must then say where it saved its progress and leave a checkpoint that loads, and the
-session goes on with what it left. `make test` is the suite running this test: it is only
+evaluation, minutes on two CPU cores) are started as written and stopped with Ctrl-C, a
+SIGINT to the process group as a terminal sends it, a second after their progress bar
+appears (the set-up before it is what can fail): a training run must then say where it
+saved its progress and leave a checkpoint that loads, and the session goes on with what
+it left. `make test` is the suite running this test: it is only
 dry-run (`make -n`).
 """
 
@@ -38,8 +39,8 @@ README = REPO / "README.md"
 OMNIGLOT_ZIPS = [REPO.parent / "shared" / "data" / "omniglot" / name
                  for name in ("images_background.zip", "images_evaluation.zip")]
 MADE_BY_COMMANDS = ("runs", "data")  # not linked from the checkout: each session starts without them
-INTERRUPTED = ("mamlkit train", "make demo", "mamlkit eval runs/omniglot")  # hours; minutes on 2 CPU cores
-RUNS_AFTER_PROGRESS_S = 2
+INTERRUPTED = ("mamlkit train", "make demo", "mamlkit eval runs/omniglot")
+RUNS_AFTER_PROGRESS_S = 1
 LIMIT_S = 300  # for a command to finish, or to show its progress bar
 SAVED = re.compile(r"progress saved in (\S+)\. Continue with: mamlkit train --resume \S+")
 PYTHON_PROBLEM = re.compile(r"Traceback|\w+Warning: ")
@@ -67,25 +68,15 @@ def bash_sessions() -> list[list[str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("session", bash_sessions(), ids=lambda session: session[0].split("#")[0].strip())
 def test_readme_commands_run_as_written(session, tmp_path):
-    folder = tmp_path / "checkout"
-    folder.mkdir()
-    for entry in REPO.iterdir():
-        if entry.name not in MADE_BY_COMMANDS:
-            (folder / entry.name).symlink_to(entry)
-    text = "\n".join(session)
-    if any(line.startswith("make ") for line in session):
-        _require_make(folder)
-    if "omniglot" in text:
-        _provide_omniglot_zips(folder / "data" / "omniglot")
-    _provide_user_images(folder, text)
+    folder = _checkout_with_user_inputs(tmp_path / "checkout", session)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for number, line in enumerate(session):
         command = "make -n test" if line.split("#")[0].split() == ["make", "test"] else line
-        logs = tmp_path / f"{number}"
-        status, err = _run(command, folder, env, logs, interrupt=command.startswith(INTERRUPTED))
+        interrupt = command.startswith(INTERRUPTED)
+        status, err = _run(command, folder, env, tmp_path / f"{number}", interrupt=interrupt)
         where = f"`{line}` (exit status {status}):\n{err[-3000:]}"
         assert not PYTHON_PROBLEM.search(err), where
-        if not command.startswith(INTERRUPTED):
+        if not interrupt:
             assert status == 0, where
             continue
         assert status == 128 + signal.SIGINT, where
@@ -99,8 +90,24 @@ def test_readme_commands_run_as_written(session, tmp_path):
             recipe = _dry_run(command, folder, env)
             after_training = recipe[1 + next(i for i, step in enumerate(recipe) if "mamlkit train" in step):]
             for step in after_training:
-                status, err = _run(step, folder, env, logs.with_suffix(".recipe"), interrupt=False)
+                status, err = _run(step, folder, env, tmp_path / f"{number}.recipe", interrupt=False)
                 assert status == 0 and not PYTHON_PROBLEM.search(err), f"`{step}` of `{line}`:\n{err[-3000:]}"
+
+
+def _checkout_with_user_inputs(folder: Path, session: list[str]) -> Path:
+    """``folder`` with every entry of the checkout linked in but ``runs/`` and ``data/``, and
+    what a user brings to ``session``'s commands; skips what cannot run here."""
+    folder.mkdir()
+    for entry in REPO.iterdir():
+        if entry.name not in MADE_BY_COMMANDS:
+            (folder / entry.name).symlink_to(entry)
+    commands = "\n".join(session)
+    if any(line.startswith("make ") for line in session):
+        _require_make(folder)
+    if "omniglot" in commands:
+        _provide_omniglot_zips(folder / "data" / "omniglot")
+    _provide_user_images(folder, commands)
+    return folder
 
 
 def _run(command: str, folder: Path, env: dict[str, str], logs: Path, *, interrupt: bool) -> tuple[int, str]:
