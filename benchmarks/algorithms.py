@@ -212,7 +212,7 @@ def evaluate_runs(run_dirs: list[str], k_shot: int | None) -> str:
         config = load_config(str(files.config))
         path = files.best if files.best.is_file() else files.last
         checkpoint = load_checkpoint(path)
-        learner = restore_learner(build_learner(config, build_model(config), task_loss(config)), checkpoint)
+        learner = restore_learner(build_learner(config, build_model(config), task_loss(config)), checkpoint, path)
         settings = config.eval
         k = config.task.k_shot if k_shot is None else k_shot
         scores = evaluate(learner, build_task_source(config), k_shot=k, n_query=settings.n_query,

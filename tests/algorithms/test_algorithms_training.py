@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import torch
 
@@ -11,6 +14,7 @@ from mamlkit.training import RunFiles, load_checkpoint, load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner, restore_learner
 from mamlkit.training.seeding import generator_for
+from mamlkit.training.signals import Interrupted
 
 TINY = ["train.progress=false", "train.val_tasks=20", "train.log_every=10", "train.meta_batch_size=10"]
 
@@ -58,7 +62,8 @@ def test_every_algorithm_meta_trains_sinusoid_below_the_pre_adaptation_loss(pres
 
 
 class InterruptedTasks:
-    """The task source of ``config``, interrupted (Ctrl-C) when iteration ``at`` asks for its tasks."""
+    """The task source of ``config``; Ctrl-C arrives when the 0-based iteration ``at`` asks for its
+    tasks, so training stops (and saves) after that iteration, the ``at + 1``-th."""
 
     def __init__(self, config, at):
         self.tasks, self.at, self.calls = build_task_source(config), at, 0
@@ -66,7 +71,7 @@ class InterruptedTasks:
     def sample(self, n_tasks, *, k_shot, n_query, generator, split="train"):
         if split == "train":
             if self.calls == self.at:
-                raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)
             self.calls += 1
         return self.tasks.sample(n_tasks, k_shot=k_shot, n_query=n_query, generator=generator, split=split)
 
@@ -83,10 +88,10 @@ def test_resume_after_an_interruption_ends_bit_identical_with_the_learner_state(
                           "train.iterations=40")
     whole, _ = run(config, tmp_path / "whole")
     interrupted = build_learner(config, build_model(config), task_loss(config))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         train(interrupted, InterruptedTasks(config, at=25), config, RunFiles(tmp_path / "split"))
     checkpoint = load_checkpoint(RunFiles(tmp_path / "split").last)
-    assert checkpoint["iteration"] == 25 and sorted(checkpoint["learner"]) == sorted(whole.state_dict())
+    assert checkpoint["iteration"] == 26 and sorted(checkpoint["learner"]) == sorted(whole.state_dict())
     resumed, state = run(config, tmp_path / "split", resume=True)
     assert state.iteration == 40
     for name, tensor in whole.model.state_dict().items():
@@ -95,7 +100,8 @@ def test_resume_after_an_interruption_ends_bit_identical_with_the_learner_state(
     assert sorted(whole_state) == sorted(resumed_state) and (bool(whole_state) or preset == "sinusoid_reptile")
     for name, tensor in whole_state.items():
         assert torch.equal(tensor, resumed_state[name]), name
-    fresh = restore_learner(build_learner(config, build_model(config), task_loss(config)), checkpoint)
+    fresh = restore_learner(build_learner(config, build_model(config), task_loss(config)), checkpoint,
+                            RunFiles(tmp_path / "split").last)
     for name, tensor in fresh.state_dict().items():
         assert torch.equal(tensor, checkpoint["learner"][name]), name
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -120,3 +122,31 @@ def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_corrupt(tmp_p
     assert resumed["iteration"] == 3
     for name, tensor in straight["policy"].items():
         torch.testing.assert_close(resumed["policy"][name], tensor, rtol=0, atol=0)
+
+
+def test_sigterm_mid_iteration_saves_that_iteration_and_resumes_exactly(tmp_path, capsys, monkeypatch):
+    """As in the supervised loop (tests/training/test_signals.py): the signal is acted on at
+    the iteration's end, the CLI exits 143 with the resume command, and the resumed run ends
+    where an uninterrupted one does."""
+    from mamlkit.rl.maml_trpo import MAMLTRPO
+
+    every = ["train.val_every=1", *TINY, "--runs-dir", str(tmp_path)]
+    assert main(["train", "rl_navigation", "name=straight", "train.iterations=3", *every]) == 0
+    real_step, steps = MAMLTRPO.meta_step, []
+
+    def meta_step(self, *args, **kwargs):
+        steps.append(1)
+        if len(steps) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(MAMLTRPO, "meta_step", meta_step)
+    assert main(["train", "rl_navigation", "name=split", "train.iterations=3", *every]) == 143
+    monkeypatch.undo()
+    assert "progress saved in" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["iteration"] == 2
+    assert main(["train", "--resume", str(tmp_path / "split")]) == 0
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    for name, tensor in straight["policy"].items():
+        assert torch.equal(split["policy"][name], tensor), name

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,30 @@ def test_two_gloo_processes_end_where_one_process_does(tmp_path, one_thread):  #
     written = sorted(str(p.relative_to(two.root)) for p in two.root.rglob("*") if p.is_file())
     assert written == ["checkpoints/best.pt", "checkpoints/last.prev.pt", "checkpoints/last.pt", "config.yaml",
                        "metrics.jsonl"]
+
+
+def test_when_a_rank_dies_the_other_says_so_in_one_line_with_the_resume_command(tmp_path, one_thread):  # noqa: F811
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+           "OMP_NUM_THREADS": "1"}
+    if sys.platform.startswith("linux"):
+        env["GLOO_SOCKET_IFNAME"] = "lo"
+    command = [sys.executable, "-m", "mamlkit", "train", "sinusoid", "name=two", "train.iterations=1000000",
+               "train.meta_batch_size=4", "train.val_tasks=4", "train.progress=false", "train.log_every=1",
+               "--runs-dir", str(tmp_path)]
+    ranks = [subprocess.Popen(command, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}) for rank in range(2)]
+    try:
+        metrics, deadline = tmp_path / "two" / "metrics.jsonl", time.monotonic() + 120
+        while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
+            assert all(r.poll() is None for r in ranks), [r.stderr.read() for r in ranks]
+            assert time.monotonic() < deadline, "the two ranks did not start training"
+            time.sleep(0.05)
+        ranks[1].kill()
+        _, err = ranks[0].communicate(timeout=120)
+    finally:
+        for process in ranks:
+            process.kill()
+            process.communicate()
+    assert ranks[0].returncode == 2, err
+    assert err.count("\n") == 1 and err.startswith("mamlkit: error: rank 0 of 2 lost contact with rank 1"), err
+    assert err.rstrip().endswith(f"continue with: torchrun ... -m mamlkit train --resume {tmp_path / 'two'}"), err

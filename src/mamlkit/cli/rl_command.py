@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 
 import torch
 
 from mamlkit.cli.errors import print_problem
-from mamlkit.cli.run_start import interrupted_message, run_start
+from mamlkit.cli.run_start import report_interruption, run_start
 from mamlkit.rl.build import build_env, build_learner
 from mamlkit.rl.config import RLConfig, is_rl_config, load_rl_config, rl_config_to_data
 from mamlkit.rl.env import TaskEnv
@@ -24,7 +23,6 @@ from mamlkit.training.checkpoint import load_first_usable
 from mamlkit.training.config import read_config_data
 from mamlkit.training.metrics import read_metrics
 from mamlkit.training.seeding import generator_for
-from mamlkit.training.signals import Interrupted
 
 
 def handles_train(args: argparse.Namespace) -> bool:
@@ -42,16 +40,14 @@ def train(args: argparse.Namespace) -> int:
     """Meta-train with MAML-TRPO; the arguments are ``mamlkit train``'s."""
     config, start = run_start(args, load_rl_config, rl_config_to_data)
     files = start.files
-    lock = start.lock()
     try:
         learner = build_learner(config, _threads_and_env(config))
         state = train_rl(learner, config, files, resume=start.resume,
-                         report=lambda note: print_problem(note, kind="warning"), on_start=start.write)
+                         report=lambda note: print_problem(note, kind="warning"), on_start=start.begin)
     except KeyboardInterrupt as stop:
-        interrupted_message(files)
-        return 143 if isinstance(stop, Interrupted) and stop.signal_number == signal.SIGTERM else 130
+        return report_interruption(files, stop)
     finally:
-        lock.release()
+        start.release()
     if state.out_of_time:
         print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
               f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")

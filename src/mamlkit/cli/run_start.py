@@ -1,16 +1,16 @@
 """Starting or resuming a run folder for ``mamlkit train``, supervised and RL alike.
 
 Nothing is written until the run can start: the config is validated, the folder
-checked and locked, and the model, data and (on resume) checkpoint loaded first;
-then the new folder appears whole, or the resumed run's ``config.yaml`` is replaced
-atomically. The lock is held until the process ends.
+checked, and the model, data and (on resume) checkpoint loaded first; then the folder
+is locked, and the new folder appears whole, or the resumed run's ``config.yaml`` is
+replaced atomically. The lock is held until training ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -24,37 +24,36 @@ from mamlkit.training.run_folder import (
     create_run_folder,
     write_text_atomically,
 )
+from mamlkit.training.signals import Interrupted
 
 
-@dataclass(frozen=True)
 class RunStart:
-    """A run about to train: its files, whether it resumes, and what to write first."""
+    """A run about to train: its files, whether it resumes, and what to write first.
 
-    files: RunFiles
-    resume: bool
-    overwrite: bool
-    config_data: Mapping[str, Any]
-    extra_files: Mapping[str, str]
+    ``begin`` (the training loop's ``on_start``, called once the model, data and
+    checkpoint are loaded) locks the folder and writes; ``release`` drops the lock.
+    """
 
-    def lock(self) -> RunLock:
-        """Lock the run folder for this process (on the process that writes: rank 0), and
-        check again, under the lock, that a fresh run may take it."""
-        lock = RunLock(self.files)
-        if not self.resume:
-            try:
-                check_replaceable(self.files, overwrite=self.overwrite)
-            except RunDirError:
-                lock.release()
-                raise
-        return lock
+    def __init__(self, files: RunFiles, *, resume: bool, overwrite: bool, config_data: Mapping[str, Any],
+                 extra_files: Mapping[str, str]) -> None:
+        self.files, self.resume, self.overwrite = files, resume, overwrite
+        self.config_data, self.extra_files = config_data, extra_files
+        self._lock: RunLock | None = None
 
-    def write(self) -> None:
-        """Create the fresh run's folder with its ``config.yaml`` (and ``extra_files``), or
-        replace the resumed run's ``config.yaml``; call once the run can start."""
+    def begin(self) -> None:
+        """Lock the run folder for this process, check again under the lock that a fresh run
+        may take it, then create the fresh run's folder with its ``config.yaml`` (and
+        ``extra_files``), or replace the resumed run's ``config.yaml``.
+
+        Raises:
+            RunDirError: another process holds the folder, or it cannot be written.
+        """
+        self._lock = RunLock(self.files)
         text = yaml.safe_dump(dict(self.config_data), sort_keys=False)
         if self.resume:
             write_text_atomically(self.files.config, text)
             return
+        check_replaceable(self.files, overwrite=self.overwrite)
 
         def first_files(staged: RunFiles) -> None:
             staged.config.write_text(text)
@@ -62,6 +61,12 @@ class RunStart:
                 (staged.root / name).write_text(content)
 
         create_run_folder(self.files, first_files)
+
+    def release(self) -> None:
+        """Drop the lock, if ``begin`` took it."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def run_start(args: argparse.Namespace, load: Callable[[str, list[str]], Any],
@@ -87,10 +92,20 @@ def run_start(args: argparse.Namespace, load: Callable[[str, list[str]], Any],
         config = load(args.config, list(args.overrides))
         files = RunFiles(Path(args.runs_dir) / config.name)
         check_replaceable(files, overwrite=args.overwrite)
-    return config, RunStart(files, args.resume is not None, args.overwrite, to_data(config), {})
+    return config, RunStart(files, resume=args.resume is not None, overwrite=args.overwrite,
+                            config_data=to_data(config), extra_files={})
 
 
-def interrupted_message(files: RunFiles) -> None:
-    """Tell the user where a stopped run's progress is and how to continue it."""
-    print(f"mamlkit: interrupted; progress saved in {files.last}. Continue with: "
-          f"mamlkit train --resume {files.root}", file=sys.stderr)
+def report_interruption(files: RunFiles, stop: KeyboardInterrupt) -> int:
+    """Tell the user where a stopped run's progress is and how to continue it; return the
+    exit code (130 for Ctrl-C, 143 for SIGTERM)."""
+    if isinstance(stop, Interrupted):
+        print(f"mamlkit: interrupted; progress saved in {files.last}. Continue with: "
+              f"mamlkit train --resume {files.root}", file=sys.stderr)
+        return 143 if stop.signal_number == signal.SIGTERM else 130
+    if files.last.is_file():
+        print(f"mamlkit: stopped at once; {files.last} holds the last saved iteration. Continue with: "
+              f"mamlkit train --resume {files.root}", file=sys.stderr)
+    else:
+        print("mamlkit: interrupted before any checkpoint was written", file=sys.stderr)
+    return 130

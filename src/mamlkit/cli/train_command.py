@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 from pathlib import Path
 
 import torch
 
 from mamlkit.cli import rl_command
 from mamlkit.cli.errors import print_problem
-from mamlkit.cli.run_start import RunStart, interrupted_message, run_start
+from mamlkit.cli.run_start import RunStart, report_interruption, run_start
 from mamlkit.training import Config, load_config, train
 from mamlkit.training.allocator import retain_freed_memory
 from mamlkit.training.build import build_model, build_task_source, check_training_fits, task_loss
 from mamlkit.training.learners import build_learner
 from mamlkit.training.config import config_to_data, preset_names
 from mamlkit.training.distributed import LostRankError, Ranks, process_group
-from mamlkit.training.signals import Interrupted
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -43,12 +40,10 @@ def run(args: argparse.Namespace) -> int:
     config, start = run_start(args, load_config, config_to_data)
     check_training_fits(config)
     with process_group(config.train.device) as ranks:
-        lock = start.lock() if ranks.is_main else None
         try:
             return _train(config, start, ranks)
         finally:
-            if lock is not None:
-                lock.release()
+            start.release()
 
 
 def _train(config: Config, start: RunStart, ranks: Ranks) -> int:
@@ -62,15 +57,9 @@ def _train(config: Config, start: RunStart, ranks: Ranks) -> int:
     tasks = build_task_source(config)
     try:
         state = train(learner, tasks, config, files, resume=start.resume, ranks=ranks,
-                      report=lambda note: print_problem(note, kind="warning"), on_start=start.write)
+                      report=lambda note: print_problem(note, kind="warning"), on_start=start.begin)
     except KeyboardInterrupt as stop:
-        if ranks.is_main:
-            if isinstance(stop, Interrupted):
-                interrupted_message(files)
-            else:
-                print(f"mamlkit: stopped at once; {files.last} holds the last saved iteration. Continue with: "
-                      f"mamlkit train --resume {files.root}", file=sys.stderr)
-        return 130 if not isinstance(stop, Interrupted) or stop.signal_number == signal.SIGINT else 143
+        return report_interruption(files, stop) if ranks.is_main else 130
     except LostRankError as error:
         raise LostRankError(f"{error}; continue with: torchrun ... -m mamlkit train --resume {files.root}") from None
     if not ranks.is_main:
