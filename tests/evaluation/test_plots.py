@@ -26,11 +26,23 @@ def test_losses_are_drawn_on_a_log_scale_where_one_diverged_task_leaves_the_othe
     axis = figure.axes[0]
     assert axis.get_yscale() == "log"
     bottom, top = axis.get_ylim()
-    assert 0 < bottom < 0.1 and top > 1e5 and math.isfinite(top)
-    legend = [text.get_text() for text in axis.get_legend().get_texts()]
-    assert legend == ["K = 5 (1 task diverged)", "K = 10 (1 task diverged)"]
+    assert top == 10 * scores[0].mean[0], "clipped at 10x the mean loss before adaptation"
+    lowest = min(value for score in scores for value in score.median + score.ci95_low if math.isfinite(value))
+    assert lowest / 10 < bottom < lowest, "the lowest summary shows, without decades of empty axis below it"
+    legend = axis.get_legend()
+    assert legend.get_title().get_text() == "clipped at 10x the loss before adaptation"
+    assert [text.get_text() for text in legend.get_texts()] == ["K = 5 (1 task diverged)", "K = 10 (1 task diverged)"]
     means = axis.get_lines()[0].get_ydata()  # the first line is K = 5's mean
     assert math.isnan(means[2]) and means[1] == scores[0].mean[1]
+
+
+def test_losses_that_stay_below_ten_times_their_start_are_not_clipped(tmp_path):
+    losses = torch.linspace(0.1, 3.0, 20, dtype=torch.float64).expand(3, 20) / torch.tensor([[1.0], [2.0], [4.0]])
+    figure = plot_step_scores([summarize("loss", 1, losses, diverged(losses))], tmp_path / "steps.png",
+                              metric="loss", title="run")
+    axis = figure.axes[0]
+    assert axis.get_yscale() == "log" and axis.get_legend().get_title().get_text() == ""
+    assert axis.get_ylim()[1] < 10 * losses[0].mean().item()
 
 
 def test_accuracy_is_drawn_in_percent_on_a_linear_scale(tmp_path):

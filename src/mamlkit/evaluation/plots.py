@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from mamlkit.algorithms import MAML
 from mamlkit.core import TaskBatch
 from mamlkit.evaluation.protocol import StepScores
+from mamlkit.evaluation.stats import DIVERGENCE_FACTOR
 from mamlkit.tasks.sinusoid import SinusoidTasks, sinusoid
 
 
@@ -75,9 +76,10 @@ def plot_step_scores(scores: Sequence[StepScores], path: Path, *, metric: str, t
     """One test metric against the number of inner steps, a line per K: the mean over tasks
     (solid) in a band of its bootstrap 95% CI, and the median (dashed).
 
-    Losses are drawn on a log scale, so that a few diverged tasks, which pull the mean up by
-    orders of magnitude, leave the other lines readable; a mean that is not finite is left out.
-    The legend counts the tasks that diverged at some step.
+    Losses are drawn on a log scale, clipped at ``DIVERGENCE_FACTOR`` times the largest mean loss
+    before adaptation (the legend says so) when diverged tasks pull a mean or interval above it,
+    so that the other lines stay readable; a mean that is not finite is left out. The legend
+    counts the tasks that diverged at some step.
 
     Args:
         scores: results of ``evaluate``; those of ``metric`` are drawn.
@@ -107,16 +109,33 @@ def plot_step_scores(scores: Sequence[StepScores], path: Path, *, metric: str, t
     axis.set_xlabel("inner steps at test time")
     axis.set_xticks(range(len(rows[0].mean)))
     axis.set_ylabel(f"{metric} (%)" if metric == "accuracy" else metric)
+    limits = None
     if metric != "accuracy":
         axis.set_yscale("log")
+        limits = _clipped_loss_limits(rows)
+        if limits is not None:
+            axis.set_ylim(*limits)
     axis.set_title(f"{title}, {rows[0].n_tasks} test tasks\nmean and bootstrap 95% CI (solid), median (dashed)",
                    fontsize="medium")
-    axis.legend(fontsize="small")
+    axis.legend(fontsize="small", title_fontsize="small", title=None if limits is None else
+                f"clipped at {DIVERGENCE_FACTOR:g}x the loss before adaptation")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     return figure
+
+
+def _clipped_loss_limits(rows: Sequence[StepScores]) -> tuple[float, float] | None:
+    """Y-axis limits up to ``DIVERGENCE_FACTOR`` times the largest mean loss before adaptation,
+    where some mean or interval goes above that (diverged tasks would stretch the axis by orders
+    of magnitude); None where nothing does."""
+    drawn = torch.cat([_finite_or_nan(row.mean + row.ci95_low + row.ci95_high + row.median) for row in rows])
+    ceiling = DIVERGENCE_FACTOR * _finite_or_nan([row.mean[0] for row in rows]).nan_to_num(0.0).max().item()
+    positive = drawn[drawn > 0]  # NaN compares False
+    if ceiling <= 0 or not bool((drawn > ceiling).any()):
+        return None
+    return positive.min().item() / 1.5, ceiling
 
 
 def _finite_or_nan(values: Sequence[float]) -> torch.Tensor:
