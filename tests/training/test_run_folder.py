@@ -3,6 +3,7 @@ resume writes nothing, one process at a time trains in a folder, damaged checkpo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import torch
 from mamlkit.cli.main import main
 from mamlkit.training import RunFiles, load_checkpoint, save_checkpoint
 from mamlkit.training.run_folder import RunLock
+from image_fixtures import image_run  # noqa: F401 - fixture
 from threads import one_thread  # noqa: F401 - fixture
 
 TINY = ["train.progress=false", "train.val_tasks=20", "train.meta_batch_size=5", "train.iterations=4",
@@ -227,3 +229,12 @@ def test_a_diverging_update_is_caught_before_any_checkpoint_and_the_advice_holds
     final = load_checkpoint(files.last)
     assert all(torch.isfinite(t).all() for t in final["model"].values())
     assert final["iteration"] == 6
+
+
+def test_an_image_run_records_how_its_images_were_prepared(image_run):
+    from mamlkit.data.preprocessing import PREPROCESSING_FILE, ImagePreprocessing, preprocessing_for
+    from mamlkit.training import load_config
+
+    config = load_config(str(RunFiles(image_run).config))
+    recorded = json.loads((image_run / PREPROCESSING_FILE).read_text())
+    assert ImagePreprocessing.from_data(recorded) == preprocessing_for(config.task)

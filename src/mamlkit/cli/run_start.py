@@ -70,13 +70,15 @@ class RunStart:
 
 
 def run_start(args: argparse.Namespace, load: Callable[[str, list[str]], Any],
-              to_data: Callable[[Any], Mapping[str, Any]]) -> tuple[Any, RunStart]:
+              to_data: Callable[[Any], Mapping[str, Any]],
+              extra_files: Callable[[Any], Mapping[str, str]] = lambda config: {}) -> tuple[Any, RunStart]:
     """The validated config of ``mamlkit train``'s arguments and its ``RunStart``.
 
     Args:
         args: ``config``, ``overrides``, ``resume``, ``runs_dir``, ``overwrite``.
         load: (config source, overrides) -> validated config (with a ``name``).
         to_data: config -> the plain data ``config.yaml`` holds.
+        extra_files: config -> {file name: text} a fresh run's folder holds besides.
 
     Raises:
         RunDirError: no config given; the run to resume is not a run folder; the new
@@ -93,7 +95,7 @@ def run_start(args: argparse.Namespace, load: Callable[[str, list[str]], Any],
         files = RunFiles(Path(args.runs_dir) / config.name)
         check_replaceable(files, overwrite=args.overwrite)
     return config, RunStart(files, resume=args.resume is not None, overwrite=args.overwrite,
-                            config_data=to_data(config), extra_files={})
+                            config_data=to_data(config), extra_files=extra_files(config))
 
 
 def report_interruption(files: RunFiles, stop: KeyboardInterrupt) -> int:

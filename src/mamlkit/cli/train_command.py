@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -10,10 +11,12 @@ import torch
 from mamlkit.cli import rl_command
 from mamlkit.cli.errors import print_problem
 from mamlkit.cli.run_start import RunStart, report_interruption, run_start
+from mamlkit.data.preprocessing import PREPROCESSING_FILE, preprocessing_for
 from mamlkit.training import Config, load_config, train
 from mamlkit.training.allocator import retain_freed_memory
 from mamlkit.training.build import build_model, build_task_source, check_training_fits, task_loss
 from mamlkit.training.learners import build_learner
+from mamlkit.training.task_configs import ImageClassificationTaskConfig
 from mamlkit.training.config import config_to_data, preset_names
 from mamlkit.training.distributed import LostRankError, Ranks, process_group
 
@@ -37,13 +40,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if rl_command.handles_train(args):  # MAML-TRPO configs (an `env` section) and their runs
         return rl_command.train(args)
-    config, start = run_start(args, load_config, config_to_data)
+    config, start = run_start(args, load_config, config_to_data, extra_files=_run_records)
     check_training_fits(config)
     with process_group(config.train.device) as ranks:
         try:
             return _train(config, start, ranks)
         finally:
             start.release()
+
+
+def _run_records(config: Config) -> dict[str, str]:
+    """Files a fresh run folder holds beside ``config.yaml``: how an image run's training
+    images are prepared (``preprocessing.json``, which ``mamlkit adapt`` applies to a user's
+    images)."""
+    if not isinstance(config.task, ImageClassificationTaskConfig):
+        return {}
+    return {PREPROCESSING_FILE: json.dumps(preprocessing_for(config.task).to_data(), indent=2) + "\n"}
 
 
 def _train(config: Config, start: RunStart, ranks: Ranks) -> int:
