@@ -212,7 +212,7 @@ def test_a_diverging_update_is_caught_before_any_checkpoint_and_the_advice_holds
                                                                                   one_thread):  # noqa: F811
     runs = tmp_path / "runs"
     assert train(runs, "train.meta_lr=1e9", name="fresh") == 2
-    one_error(capsys, "iteration 1: the update would move the meta-parameters", "nothing was saved yet")
+    one_error(capsys, "iteration 1: the update would grow the norm of the meta-parameters", "nothing was saved yet")
     assert not RunFiles(runs / "fresh").last.parent.exists()
 
     assert train(runs) == 0

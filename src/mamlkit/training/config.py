@@ -51,11 +51,11 @@ class TrainConfig:
     ``nonfinite`` says what a NaN or infinite meta-loss or meta-gradient does: ``stop``
     training, naming the iteration, or ``skip`` that iteration's update (counted in
     ``metrics.jsonl``), stopping only after ``max_consecutive_skips`` skips in a row.
-    An update counts as diverging, like a non-finite meta-loss, when it moves the
-    meta-parameters by more than ``max_update_ratio`` times their norm (or 1, if that is
-    larger); ``null`` checks only that they stay finite. Adam at ``meta_lr`` 1e-3 moved
-    them by at most 0.02 times that in the first 30 iterations of the ``sinusoid`` and
-    ``omniglot_5w1s`` presets (docs/reliability.md).
+    An update counts as diverging, like a non-finite meta-loss, when it grows the norm of
+    the meta-parameters by more than ``max_update_ratio`` times that norm (or 1, if that
+    is larger); ``null`` checks only that they stay finite. Adam at ``meta_lr`` 1e-3 moved
+    them by at most 0.02 times their norm in the first 30 iterations of the ``sinusoid``
+    and ``omniglot_5w1s`` presets (docs/reliability.md).
     """
 
     iterations: int = 70000
