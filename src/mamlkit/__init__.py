@@ -3,10 +3,12 @@
 The public API; each name is defined in the module given beside it.
 """
 
+from importlib import metadata
+
 from mamlkit.algorithms.maml import MAML, AdaptedModel
 from mamlkit.core.spec import InnerSpec
 from mamlkit.core.types import TaskBatch, TaskBatchError
 
-__version__ = "0.1.0"
+__version__ = metadata.version("mamlkit")  # pyproject.toml's, as installed
 
 __all__ = ["MAML", "AdaptedModel", "InnerSpec", "TaskBatch", "TaskBatchError", "__version__"]

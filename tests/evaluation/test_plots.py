@@ -62,3 +62,10 @@ def test_sinusoid_fits_are_titled_with_the_given_algorithm(tmp_path):
                                 generator=torch.Generator().manual_seed(1))
     assert path.read_bytes()[:8] == PNG
     assert figure.get_suptitle() == "run (meta_sgd), K = 5"
+
+
+def test_a_learning_curve_without_records_draws_without_a_warning(tmp_path):
+    from mamlkit.evaluation.plots import plot_learning_curve
+
+    plot_learning_curve([], tmp_path / "curve.png", title="stopped early")  # warnings are errors here
+    assert (tmp_path / "curve.png").stat().st_size > 0

@@ -85,3 +85,9 @@ def test_exponent_numbers_are_numbers_though_yaml_reads_them_as_strings():
 def test_seeds_torch_cannot_take_are_config_errors(override):
     with pytest.raises(ConfigError, match="seed must be an integer in"):
         load_config("sinusoid", [override])
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sinusoid").mkdir()
+    assert load_config("sinusoid").name == "sinusoid_maml"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import metadata
 from typing import Sequence
 
+import mamlkit
 from mamlkit.cli import adapt_command, data_command, evaluate_command, train_command
 from mamlkit.cli.errors import USER_ERRORS, print_problem
 
@@ -14,7 +14,7 @@ from mamlkit.cli.errors import USER_ERRORS, print_problem
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mamlkit", description="Model-Agnostic Meta-Learning for PyTorch: meta-train, evaluate, adapt.")
-    parser.add_argument("--version", action="version", version=f"mamlkit {metadata.version('mamlkit')}")
+    parser.add_argument("--version", action="version", version=f"mamlkit {mamlkit.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train_command.add_parser(commands)
     evaluate_command.add_parser(commands)

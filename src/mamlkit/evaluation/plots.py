@@ -66,7 +66,10 @@ def plot_learning_curve(records: Sequence[dict[str, Any]], path: Path, *, title:
     axis.set_ylabel("loss")
     axis.set_yscale("log")
     axis.set_title(title)
-    axis.legend(fontsize="small")
+    if train or val:
+        axis.legend(fontsize="small")
+    else:  # a run stopped before its first log record
+        axis.text(0.5, 0.5, "no losses recorded yet", ha="center", va="center", transform=axis.transAxes)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -146,7 +146,7 @@ def preset_names() -> list[str]:
 def read_config_data(source: str) -> dict[str, Any]:
     """The raw YAML data of a preset name or a file path."""
     path = Path(source)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file {source!r} not found")
         try:
