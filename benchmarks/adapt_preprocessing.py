@@ -10,8 +10,9 @@ and prepares each PNG:
 - as ``mamlkit adapt --resize`` did before it (LANCZOS, not inverted), and with ``--invert``.
 
 Then adapts with the run's ``eval.steps`` and test step size, and scores the queries with
-BatchNorm statistics of the support set and of the whole query set (transductive). Also
-counts the drawings whose prepared image equals training's cache row exactly.
+BatchNorm statistics of the support set plus that query (adapt's default) and of the whole
+query set (transductive, adapt's default before). Also counts the drawings whose prepared
+image equals training's cache row exactly.
 
 Usage: python benchmarks/adapt_preprocessing.py RUN_DIR [--tasks 600] [--seed 0]
 """
@@ -80,16 +81,16 @@ def main() -> None:
             support_x, query_x = images_to_tensor(images[:, 0]), images_to_tensor(images[:, 1])
             adapted = trained.learner.adapt(support_x, support_y, steps=trained.config.eval.steps,
                                             inner_lr=trained.eval_inner_lr)
-            for batch_norm in ("support", "transductive"):
+            for batch_norm in ("support_and_image", "transductive"):
                 labels = predict_queries(adapted, support_x, query_x, batch_norm=batch_norm).argmax(dim=-1)
                 correct[name, batch_norm].append((labels == support_y).double().mean().item())
     print(f"{trained.checkpoint_name} of {args.run_dir}; {args.tasks} 5-way 1-shot tasks of unrotated test characters "
           f"(seed {args.seed}), official PNGs; {trained.config.eval.steps} steps")
-    print("| prepared as | identical to training's cache row | accuracy, BatchNorm of the support set (%) | "
+    print("| prepared as | identical to training's cache row | accuracy, BatchNorm of support + image (%) | "
           "accuracy, transductive (%) |")
     print("|---|---|---|---|")
     for name in preparations:
-        scores = [mean_ci95(100 * torch.tensor(correct[name, mode])) for mode in ("support", "transductive")]
+        scores = [mean_ci95(100 * torch.tensor(correct[name, mode])) for mode in ("support_and_image", "transductive")]
         print(f"| {name} | {same_as_cache[name]} of {2 * N_WAY * args.tasks} | "
               + " | ".join(f"{mean:.2f} ± {ci:.2f}" for mean, ci in scores) + " |")
 

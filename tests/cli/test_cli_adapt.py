@@ -25,8 +25,7 @@ def user_data(tmp_path):
     return support, tmp_path / "query"
 
 
-@pytest.mark.parametrize("flags, batch_norm", [([], "support"), (["--batch-norm", "support-and-image"],
-                                                                    "support_and_image"),
+@pytest.mark.parametrize("flags, batch_norm", [([], "support_and_image"), (["--batch-norm", "support"], "support"),
                                                (["--batch-norm", "transductive"], "transductive")])
 def test_adapt_writes_the_predictions_of_the_adapted_model(image_run, user_data, tmp_path, capsys, flags, batch_norm):
     support, query = user_data

@@ -102,7 +102,7 @@ def expected_rows(run, support_rows, query_rows):
     support_x, query_x = images_to_tensor(support_rows), images_to_tensor(query_rows)
     support_y = torch.repeat_interleave(torch.arange(len(SUPPORT)), torch.tensor(list(SUPPORT.values())))
     adapted = trained.learner.adapt(support_x, support_y, steps=trained.config.eval.steps)
-    probabilities = predict_queries(adapted, support_x, query_x, batch_norm="support").softmax(dim=-1)
+    probabilities = predict_queries(adapted, support_x, query_x, batch_norm="support_and_image").softmax(dim=-1)
     best, label = probabilities.max(dim=-1)
     return [[f"q{q}.png", list(SUPPORT)[i], f"{p:.6f}"] for q, (i, p) in enumerate(zip(label.tolist(), best.tolist()))]
 

@@ -62,7 +62,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--problems", type=Path, metavar="DIR",
                         help="several problems at once, instead of --support and --query: "
                              "DIR/<problem>/support/ and DIR/<problem>/query/; writes one CSV per problem")
-    parser.add_argument("--steps", type=_positive_int, metavar="N", help="inner SGD steps (default: the run's eval.steps)")
+    parser.add_argument("--steps", type=_positive_int, metavar="N",
+                        help="inner SGD steps (default: the run's eval.steps)")
     parser.add_argument("--out", type=Path,
                         help="the CSV file to write (default: predictions.csv); with --problems, the folder "
                              "that receives <problem>.csv (default: predictions)")
@@ -73,11 +74,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="invert every image (255 - value) / none of them; default: detect each image's ink "
                              "polarity from its border pixels and invert those that differ from the training "
                              "images' (Omniglot runs were trained on light strokes on a dark background)")
-    parser.add_argument("--batch-norm", choices=tuple(_BATCH_NORM_CHOICES), default="support",
-                        help="the BatchNorm statistics a query image is normalised with: the support set's "
-                             "(default), the support set's plus that image's, or the whole query folder's "
-                             "(transductive, as meta-training's query pass; predictions then depend on the "
-                             "folder's other images)")
+    parser.add_argument("--batch-norm", choices=tuple(_BATCH_NORM_CHOICES), default="support-and-image",
+                        help="the BatchNorm statistics a query image is normalised with: those of the support set "
+                             "plus that image (default), of the support set alone, or of the whole query folder "
+                             "(transductive, as meta-training's query pass; a prediction then depends on the "
+                             "folder's other images); see docs/classification.md for what each scores")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint to adapt (default: best; last if there is no best)")
     parser.set_defaults(run=run)
