@@ -19,7 +19,7 @@ from mamlkit.cli.main import main
 from mamlkit.training import CheckpointError, RunFiles, load_checkpoint, load_config, save_checkpoint, train
 from mamlkit.training import checkpoint as checkpoint_module
 from mamlkit.training.build import build_model, build_task_source, task_loss
-from mamlkit.training.checkpoint import load_checkpoint_or_previous
+from mamlkit.training.checkpoint import load_first_usable
 from mamlkit.training.learners import build_learner
 from threads import one_thread  # noqa: F401 - fixture
 
@@ -59,7 +59,7 @@ def test_a_run_killed_with_sigkill_resumes_bit_identical(tmp_path, one_thread): 
     process.send_signal(signal.SIGKILL)
     process.communicate()
     assert process.returncode == -signal.SIGKILL
-    killed_at = load_checkpoint_or_previous(files.last, files.previous)[0]["iteration"]
+    killed_at = load_first_usable((files.last, files.previous))[0]["iteration"]
     assert 7 <= killed_at < 150
 
     assert main(["train", "--resume", str(files.root), "train.checkpoint_every=50"]) == 0

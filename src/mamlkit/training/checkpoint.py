@@ -121,20 +121,6 @@ def _update_digest(digest: Any, value: Any) -> None:
         digest.update(f"{type(value).__name__} {value!r}|".encode())
 
 
-def load_checkpoint_or_previous(path: Path, previous: Path) -> tuple[dict[str, Any], str | None]:
-    """The checkpoint ``path``, or ``previous`` when ``path`` is missing or unreadable.
-
-    Returns:
-        (the checkpoint, ``None``) when ``path`` loads; else (the previous checkpoint,
-        a one-line note saying what was wrong with ``path`` and what is used instead).
-
-    Raises:
-        CheckpointError: neither loads; the message says why for both.
-    """
-    state, used, note = load_first_usable((path, previous))
-    return state, note
-
-
 def load_first_usable(paths: Sequence[Path], use: Callable[[dict[str, Any], Path], None] | None = None
                       ) -> tuple[dict[str, Any], Path, str | None]:
     """The first of ``paths`` that loads (and that ``use(state, path)`` accepts without a

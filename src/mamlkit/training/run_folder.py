@@ -56,11 +56,6 @@ class RunFiles:
         """The lock file, beside the run folder: ``<runs dir>/.<name>.lock``."""
         return self.root.parent / f".{self.root.name}.lock"
 
-    def checkpoint(self, name: str) -> Path:
-        """The checkpoint ``name`` ("best" or "last") names; "best" falls back to ``last.pt``
-        where training wrote no ``best.pt``."""
-        return self.best if name == "best" and self.best.is_file() else self.last
-
     def checkpoint_generations(self, name: str) -> tuple[Path, ...]:
         """The files to try for checkpoint ``name``, best first: ``best.pt`` (for "best", where
         it exists), ``last.pt``, ``last.prev.pt``."""
