@@ -1,6 +1,7 @@
 """Datasets on disk: Omniglot, miniImageNet-style pickles, image folders, and downloads.
 
-Every loader returns a `ClassImages` (uint8 images grouped by class) and raises
+Every labelled loader returns a `ClassImages` (uint8 images grouped by class), every
+unlabelled one an `ImagePool` (images only), and raises
 `DataError` with a message that names the file and says how to fix it. This package
 imports nothing else of mamlkit.
 """
@@ -17,6 +18,10 @@ from mamlkit.data.image_folder import IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from mamlkit.data.image_folder import UnlabelledImages as UnlabelledImages
 from mamlkit.data.image_folder import load_image_folder as load_image_folder
 from mamlkit.data.image_folder import load_unlabelled_folder as load_unlabelled_folder
+from mamlkit.data.image_pool import ImagePool as ImagePool
+from mamlkit.data.image_pool import drop_labels as drop_labels
+from mamlkit.data.image_pool import load_image_tree as load_image_tree
+from mamlkit.data.image_pool import pool_with_rotations as pool_with_rotations
 from mamlkit.data.mini_imagenet import MINI_IMAGENET_SPLITS as MINI_IMAGENET_SPLITS
 from mamlkit.data.mini_imagenet import load_mini_imagenet as load_mini_imagenet
 from mamlkit.data.mini_imagenet import load_mini_imagenet_splits as load_mini_imagenet_splits
@@ -35,18 +40,22 @@ __all__ = [
     "ROTATION_DEGREES",
     "ClassImages",
     "DataError",
+    "ImagePool",
     "UnlabelledImages",
     "build_omniglot_cache",
     "download",
     "download_omniglot",
+    "drop_labels",
     "file_digest",
     "load_class_images",
     "load_image_folder",
+    "load_image_tree",
     "load_mini_imagenet",
     "load_mini_imagenet_splits",
     "load_omniglot",
     "load_unlabelled_folder",
     "omniglot_splits",
+    "pool_with_rotations",
     "save_class_images",
     "with_rotations",
 ]

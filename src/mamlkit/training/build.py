@@ -13,14 +13,18 @@ from mamlkit.core import TaskBatch
 from mamlkit.core.outer import default_chunk_size
 from mamlkit.data import (
     ClassImages,
+    ImagePool,
+    drop_labels,
     load_image_folder,
+    load_image_tree,
     load_mini_imagenet_splits,
     load_omniglot,
     omniglot_splits,
+    pool_with_rotations,
     with_rotations,
 )
 from mamlkit.models import conv4, mlp
-from mamlkit.tasks import BinaryTasks, FewShotTasks, SinusoidTasks, TaskSource
+from mamlkit.tasks import BinaryTasks, FewShotTasks, SinusoidTasks, TaskSource, UMTRATasks
 from mamlkit.training.config import Config
 from mamlkit.training.memory_estimate import MemoryEstimate, device_memory, training_memory
 from mamlkit.training.model_configs import Conv4Config, MLPConfig
@@ -29,6 +33,7 @@ from mamlkit.training.task_configs import (
     BinaryClassificationTaskConfig,
     ImageClassificationTaskConfig,
     SinusoidTaskConfig,
+    UMTRATaskConfig,
 )
 
 SPLITS = ("train", "val", "test")
@@ -39,7 +44,8 @@ def build_task_source(config: Config) -> TaskSource:
 
     Raises:
         DataError: the dataset is missing or malformed (the message says how to get it).
-        SamplerError: a split holds fewer than ``n_way`` classes.
+        SamplerError: a split holds fewer than ``n_way`` classes (for UMTRA: the training
+            images number fewer than ``n_way``).
         ConfigError: the stored images are not of the configured shape.
     """
     task = config.task
@@ -47,14 +53,35 @@ def build_task_source(config: Config) -> TaskSource:
         return SinusoidTasks(amplitude=task.amplitude, phase=task.phase, x_range=task.x_range)
     if isinstance(task, BinaryClassificationTaskConfig):
         return BinaryTasks(dim=task.dim, relevant_dims=task.relevant_dims, max_offset=task.max_offset)
+    if isinstance(task, UMTRATaskConfig):
+        return build_umtra_tasks(task, progress=config.train.progress)
     splits = load_class_splits(task, progress=config.train.progress)
     if task.rotations:
         splits = {name: with_rotations(data) for name, data in splits.items()}
     return FewShotTasks(splits, n_way=task.n_way)
 
 
-def load_class_splits(task: ImageClassificationTaskConfig, *, progress: bool) -> dict[str, ClassImages]:
-    """The train, val and test classes of the task's dataset, checked against ``task.input_shape``."""
+def build_umtra_tasks(task: UMTRATaskConfig, *, progress: bool) -> UMTRATasks:
+    """UMTRA's tasks: the training images of ``task.dataset`` as an unlabelled pool (an image
+    folder's ``train/`` read at any depth), its val and test classes labelled."""
+    if task.dataset == "image_folder":
+        channels, size, _ = task.input_shape
+        labelled = load_class_splits(task, progress=progress, names=("val", "test"))
+        pool = load_image_tree(Path(task.root) / "train", size=(size, size), channels=channels, progress=progress)
+        _check_image_shape(task, "train", pool)
+    else:
+        labelled = load_class_splits(task, progress=progress)
+        pool = drop_labels(labelled.pop("train"))
+    if task.rotations:
+        labelled = {name: with_rotations(data) for name, data in labelled.items()}
+        pool = pool_with_rotations(pool)
+    return UMTRATasks(pool, labelled, n_way=task.n_way, augmentation=task.augmentation)
+
+
+def load_class_splits(task: ImageClassificationTaskConfig, *, progress: bool,
+                      names: tuple[str, ...] = SPLITS) -> dict[str, ClassImages]:
+    """The classes of the task's dataset in the splits ``names`` (default train, val and
+    test), checked against ``task.input_shape``."""
     root = Path(task.root)
     channels, size, _ = task.input_shape
     if task.dataset == "omniglot":
@@ -63,13 +90,19 @@ def load_class_splits(task: ImageClassificationTaskConfig, *, progress: bool) ->
         splits = load_mini_imagenet_splits(root)
     else:
         splits = {name: load_image_folder(root / name, size=(size, size), channels=channels, progress=progress)
-                  for name in SPLITS}
+                  for name in names}
+    splits = {name: splits[name] for name in names}
     for name, data in splits.items():
-        if data.image_shape != (size, size, channels):
-            height, width, found_channels = data.image_shape
-            raise ConfigError(f"the {name} images in {root} are {height}x{width} with {found_channels} channel(s); "
-                              f"task.image_size and task.channels say {size}x{size} with {channels}")
+        _check_image_shape(task, name, data)
     return splits
+
+
+def _check_image_shape(task: ImageClassificationTaskConfig, split: str, data: ClassImages | ImagePool) -> None:
+    channels, size, _ = task.input_shape
+    if data.image_shape != (size, size, channels):
+        height, width, found_channels = data.image_shape
+        raise ConfigError(f"the {split} images in {task.root} are {height}x{width} with {found_channels} channel(s); "
+                          f"task.image_size and task.channels say {size}x{size} with {channels}")
 
 
 def task_loss(config: Config) -> str:

@@ -7,9 +7,10 @@ example), ``n_outputs`` and the ``loss`` that scores it; and ``examples_per_task
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Union
 
+from mamlkit.tasks import ImageAugmentation
 from mamlkit.training.schema import require
 
 
@@ -138,6 +139,32 @@ class ImageClassificationTaskConfig:
 
 
 @dataclass(frozen=True)
+class UMTRATaskConfig(ImageClassificationTaskConfig):
+    """UMTRA (Khodadadeh, Bölöni & Shah 2019): meta-training on the training images with
+    their labels thrown away (``mamlkit.tasks.UMTRATasks``); validation and test tasks are
+    the labelled ones of ``image_classification``, read from the same ``root``.
+
+    A meta-training task draws ``n_way`` distinct training images, each its own class:
+    its support is the image and ``k_shot`` − 1 augmented copies, its query ``n_query``
+    augmented copies (``augmentation``). For ``image_folder`` the training images are
+    every image under ``train/`` at any depth, however (or whether) they are grouped;
+    ``val/`` and ``test/`` hold one sub-folder per class. ``rotations`` adds the rotated
+    copies of every training image to the pool, and of every class to val and test.
+    """
+
+    kind: Literal["umtra"] = "umtra"
+    augmentation: ImageAugmentation = field(default_factory=ImageAugmentation)
+
+    def describe(self) -> str:
+        augmentation = self.augmentation
+        flip = ", mirrored at random" if augmentation.flip else ""
+        return (f"UMTRA {self.n_way}-way on {self.dataset}'s training images with labels dropped: a class is one "
+                f"image, support the image and {self.k_shot - 1} copies, query {self.n_query} copies (shifted up to "
+                f"{augmentation.max_shift} px, {augmentation.zeroed_fraction:.0%} of pixels zeroed{flip}); "
+                f"validation and test labelled: {super().describe()}")
+
+
+@dataclass(frozen=True)
 class BinaryClassificationTaskConfig:
     """Binary classification in R^dim with boundaries in a hidden subspace (``mamlkit.tasks.BinaryTasks``)."""
 
@@ -182,5 +209,5 @@ def _require_counts(k_shot: int, n_query: int) -> None:
     require(n_query >= 1, f"task.n_query must be >= 1; got {n_query}")
 
 
-TaskConfig = Union[SinusoidTaskConfig, ImageClassificationTaskConfig, BinaryClassificationTaskConfig]
+TaskConfig = Union[SinusoidTaskConfig, ImageClassificationTaskConfig, BinaryClassificationTaskConfig, UMTRATaskConfig]
 """Every task kind, dispatched on ``kind`` (sinusoid when no kind is given)."""
