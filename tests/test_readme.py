@@ -69,7 +69,9 @@ def bash_sessions() -> list[list[str]]:
 @pytest.mark.parametrize("session", bash_sessions(), ids=lambda session: session[0].split("#")[0].strip())
 def test_readme_commands_run_as_written(session, tmp_path):
     folder = _checkout_with_user_inputs(tmp_path / "checkout", session)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # a user's shell: without the variables of a make that may be running this suite (`make test`)
+    user_env = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    env = {**user_env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for number, line in enumerate(session):
         command = "make -n test" if line.split("#")[0].split() == ["make", "test"] else line
         interrupt = command.startswith(INTERRUPTED)
