@@ -36,7 +36,7 @@ from mamlkit.algorithms.query_batch_norm import predict_queries
 from mamlkit.cli.run_files import load_trained
 from mamlkit.evaluation.stats import mean_ci95
 from mamlkit.training.build import build_task_source
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.seeding import generator_for
 
 
 def query_predictions(adapted, support_x: torch.Tensor, query_x: torch.Tensor, n_way: int) -> dict[str, torch.Tensor]:

@@ -200,11 +200,12 @@ def _fastest(records: list[dict]) -> dict:
 # -- scoring trained runs ------------------------------------------------------------------------
 def evaluate_runs(run_dirs: list[str], k_shot: int | None) -> str:
     from mamlkit.evaluation import evaluate, format_score  # noqa: PLC0415
-    from mamlkit.training import RunFiles, load_checkpoint, load_config  # noqa: PLC0415
+    from mamlkit.run import RunFiles, load_checkpoint
+    from mamlkit.training import load_config  # noqa: PLC0415
     from mamlkit.training.build import build_model, build_task_source, task_loss  # noqa: PLC0415
     from mamlkit.training.learners import build_learner, restore_learner  # noqa: PLC0415
-    from mamlkit.training.metrics import read_metrics  # noqa: PLC0415
-    from mamlkit.training.seeding import generator_for  # noqa: PLC0415
+    from mamlkit.run.metrics import read_metrics  # noqa: PLC0415
+    from mamlkit.run.seeding import generator_for  # noqa: PLC0415
 
     rows, metric = [], None
     for run_dir in run_dirs:
@@ -279,7 +280,7 @@ def _sinusoid(cell: dict):
     from mamlkit.training import load_config  # noqa: PLC0415
     from mamlkit.training.build import build_model, build_task_source, task_loss  # noqa: PLC0415
     from mamlkit.training.learners import build_learner  # noqa: PLC0415
-    from mamlkit.training.seeding import generator_for  # noqa: PLC0415
+    from mamlkit.run.seeding import generator_for  # noqa: PLC0415
 
     preset = "sinusoid" if cell["algorithm"] == "maml" else f"sinusoid_{cell['algorithm']}"
     config = load_config(preset, ["train.meta_batch_size=2"] if cell["quick"] else [])

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from mamlkit.evaluation.stats import mean_ci95
-from mamlkit.training.metrics import read_metrics
+from mamlkit.run.metrics import read_metrics
 
 
 def training_curve(run: Path) -> tuple[dict[int, float], list[float]]:

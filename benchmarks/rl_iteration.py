@@ -25,7 +25,7 @@ from mamlkit.rl.build import build_env, build_learner
 from mamlkit.rl.config import load_rl_config
 from mamlkit.rl.episodes import sample_episodes
 from mamlkit.rl.maml_trpo import MetaBatch
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.seeding import generator_for
 
 
 def main() -> None:

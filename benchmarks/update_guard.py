@@ -16,7 +16,7 @@ from mamlkit.training import load_config
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
 from mamlkit.training.loop import _guarded_step
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.seeding import generator_for
 
 
 def median_microseconds(step, repeats: int) -> float:

@@ -33,10 +33,11 @@ from torch import nn
 from mamlkit import MAML
 from mamlkit.evaluation import StepScores, evaluate
 from mamlkit.tasks import TaskSource
-from mamlkit.training import Config, RunFiles, load_config, train
+from mamlkit.run import RunFiles
+from mamlkit.training import Config, load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.seeding import generator_for
 
 
 def pretrain_jointly(model: nn.Module, tasks: TaskSource, config: Config) -> None:

@@ -15,10 +15,11 @@ ALLOWED = {
     "data": {"data"},
     "tasks": {"tasks", "data", "core"},
     "algorithms": {"algorithms", "core"},
-    "training": {"training", "algorithms", "tasks", "models", "core", "data"},
+    "run": {"run"},  # run folder, checkpoints, metrics, seeding, signals, the loop skeleton
+    "training": {"training", "run", "algorithms", "tasks", "models", "core", "data"},
     "evaluation": {"evaluation", "algorithms", "tasks", "models", "core", "data"},
-    "rl": {"rl", "core", "models", "algorithms", "training", "evaluation"},  # trainer: schema, checkpoints, CI
-    "cli": {"cli", "training", "evaluation", "algorithms", "tasks", "models", "core", "data", "rl", "configs"},
+    "rl": {"rl", "run", "core", "models", "algorithms", "training", "evaluation"},  # training: the config schema
+    "cli": {"cli", "run", "training", "evaluation", "algorithms", "tasks", "models", "core", "data", "rl", "configs"},
     "configs": set(),
 }
 

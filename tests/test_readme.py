@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from image_fixtures import image_folder, save_image
-from mamlkit.training.checkpoint import load_checkpoint
+from mamlkit.run.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

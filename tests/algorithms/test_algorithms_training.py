@@ -10,11 +10,12 @@ import torch
 
 from family_reference import one_thread  # noqa: F401 - autouse fixture
 from mamlkit.algorithms import MAMLPlusPlus
-from mamlkit.training import RunFiles, load_checkpoint, load_config, train
+from mamlkit.run import RunFiles, load_checkpoint
+from mamlkit.training import load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner, restore_learner
-from mamlkit.training.seeding import generator_for
-from mamlkit.training.signals import Interrupted
+from mamlkit.run.seeding import generator_for
+from mamlkit.run.signals import Interrupted
 
 TINY = ["train.progress=false", "train.val_tasks=20", "train.log_every=10", "train.meta_batch_size=10"]
 

@@ -13,7 +13,8 @@ from image_fixtures import image_folder, image_run, save_image  # noqa: F401 - i
 from mamlkit import MAML
 from mamlkit.algorithms.query_batch_norm import predict_queries
 from mamlkit.cli.main import main
-from mamlkit.training import load_checkpoint, load_config
+from mamlkit.run import load_checkpoint
+from mamlkit.training import load_config
 from mamlkit.training.build import build_model
 
 

@@ -10,7 +10,7 @@ from mamlkit.cli.main import main
 from mamlkit.cli.run_files import load_trained
 from mamlkit.evaluation import evaluate
 from mamlkit.training.build import build_task_source
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.seeding import generator_for
 
 TINY = ["train.iterations=20", "train.val_every=10", "train.checkpoint_every=10", "train.meta_batch_size=5",
         "train.val_tasks=10", "train.progress=false", "train.meta_lr=0.01"]

@@ -13,7 +13,8 @@ import torch
 
 from image_fixtures import image_folder, save_image
 from mamlkit.cli.main import main
-from mamlkit.training import load_checkpoint, load_config
+from mamlkit.run import load_checkpoint
+from mamlkit.training import load_config
 
 TINY_UMTRA_RUN = ["task.image_size=8", "task.channels=1", "task.n_way=2", "task.augmentation.max_shift=2",
                   "model.filters=4", "model.max_pool=false", "algorithm.inner_steps=1", "algorithm.chunk_size=null",

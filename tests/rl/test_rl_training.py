@@ -12,7 +12,7 @@ import torch
 from mamlkit.cli.main import main
 from mamlkit.rl.config import load_rl_config
 from mamlkit.rl.training import validation_return
-from mamlkit.training import load_checkpoint
+from mamlkit.run import load_checkpoint
 
 pytestmark = pytest.mark.rl
 

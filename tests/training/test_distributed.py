@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from mamlkit.training import ConfigError, RunFiles, load_checkpoint, load_config, train
+from mamlkit.run import RunFiles, load_checkpoint
+from mamlkit.training import ConfigError, load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.distributed import DistributedError, Ranks, process_group
 from mamlkit.training.learners import build_learner
-from mamlkit.training.metrics import read_metrics
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.metrics import read_metrics
+from mamlkit.run.seeding import generator_for
 from distributed_worker import bn_mlp
 from threads import one_thread  # noqa: F401 - fixture
 

@@ -7,13 +7,14 @@ import pickle
 import pytest
 import torch
 
-from mamlkit.training import CheckpointError, ConfigError, RunFiles, TrainingError, load_checkpoint, load_config, train
+from mamlkit.run import CheckpointError, RunFiles, TrainingError, load_checkpoint
+from mamlkit.training import ConfigError, load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
-from mamlkit.training.checkpoint import save_checkpoint
+from mamlkit.run.checkpoint import save_checkpoint
 from mamlkit.training.loop import validation_loss
-from mamlkit.training.metrics import read_metrics
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.metrics import read_metrics
+from mamlkit.run.seeding import generator_for
 
 
 def tiny_config(*overrides: str):

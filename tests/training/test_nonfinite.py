@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mamlkit.training import ConfigError, RunFiles, TrainingError, load_checkpoint, load_config, train
+from mamlkit.run import RunFiles, TrainingError, load_checkpoint
+from mamlkit.training import ConfigError, load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
-from mamlkit.training.metrics import read_metrics
+from mamlkit.run.metrics import read_metrics
 
 TINY = ["train.progress=false", "train.val_tasks=20", "train.meta_batch_size=5", "train.log_every=1"]
 

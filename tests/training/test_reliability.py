@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from mamlkit.cli.main import main
-from mamlkit.training import CheckpointError, RunFiles, load_checkpoint, load_config, save_checkpoint, train
-from mamlkit.training import checkpoint as checkpoint_module
+from mamlkit.run import CheckpointError, RunFiles, load_checkpoint, save_checkpoint
+from mamlkit.training import load_config, train
+from mamlkit.run import checkpoint as checkpoint_module
 from mamlkit.training.build import build_model, build_task_source, task_loss
-from mamlkit.training.checkpoint import load_first_usable
+from mamlkit.run.checkpoint import load_first_usable
 from mamlkit.training.learners import build_learner
 from threads import one_thread  # noqa: F401 - fixture
 

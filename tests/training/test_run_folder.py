@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from mamlkit.cli.main import main
-from mamlkit.training import RunFiles, load_checkpoint, save_checkpoint
-from mamlkit.training.run_folder import RunLock
+from mamlkit.run import RunFiles, load_checkpoint, save_checkpoint
+from mamlkit.run.run_folder import RunLock
 from image_fixtures import image_run  # noqa: F401 - fixture
 from threads import one_thread  # noqa: F401 - fixture
 
@@ -118,7 +118,7 @@ def test_the_lock_of_a_killed_process_is_not_stale(tmp_path, capsys, one_thread)
     runs = tmp_path / "runs"
     assert train(runs) == 0
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from mamlkit.training.run_folder import RunFiles, RunLock; "
+                               "from mamlkit.run.run_folder import RunFiles, RunLock; "
                                "RunLock(RunFiles(Path(sys.argv[1]))); print('locked', flush=True); time.sleep(60)",
                                str(runs / "run")], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "locked\n"

@@ -16,13 +16,14 @@ import pytest
 import torch
 
 from mamlkit.cli.main import main
-from mamlkit.training import RunFiles, load_checkpoint, load_config, train
-from mamlkit.training import checkpoint as checkpoint_module
+from mamlkit.run import RunFiles, load_checkpoint
+from mamlkit.training import load_config, train
+from mamlkit.run import checkpoint as checkpoint_module
 from mamlkit.training import loop as loop_module
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
-from mamlkit.training.metrics import read_metrics
-from mamlkit.training.signals import Interrupted
+from mamlkit.run.metrics import read_metrics
+from mamlkit.run.signals import Interrupted
 from threads import one_thread  # noqa: F401 - fixture
 
 TINY = ["train.progress=false", "train.val_tasks=20", "train.meta_batch_size=5"]

@@ -4,8 +4,9 @@ import sys
 
 from mamlkit.core import BatchNormModeError, SpecError, TaskBatchError
 from mamlkit.data import DataError
+from mamlkit.run import CheckpointError, RunDirError, TrainingError
 from mamlkit.tasks import SamplerError
-from mamlkit.training import CheckpointError, ConfigError, RunDirError, TrainingError
+from mamlkit.training import ConfigError
 from mamlkit.training.distributed import DistributedError, launch_rank
 
 

@@ -9,8 +9,8 @@ from mamlkit.cli import rl_command
 from mamlkit.cli.run_files import load_trained
 from mamlkit.evaluation import evaluate, write_report
 from mamlkit.training.build import build_task_source
-from mamlkit.training.metrics import read_metrics
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.metrics import read_metrics
+from mamlkit.run.seeding import generator_for
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -18,11 +18,12 @@ from mamlkit.rl.config import RLConfig, is_rl_config, load_rl_config, rl_config_
 from mamlkit.rl.env import TaskEnv
 from mamlkit.rl.evaluation import adaptation_returns, markdown_table, summarize
 from mamlkit.rl.training import restore_policy, train_rl
-from mamlkit.training import ConfigError, RunFiles
-from mamlkit.training.checkpoint import load_first_usable
+from mamlkit.run import RunFiles
+from mamlkit.training import ConfigError
+from mamlkit.run.checkpoint import load_first_usable
 from mamlkit.training.config import read_config_data
-from mamlkit.training.metrics import read_metrics
-from mamlkit.training.seeding import generator_for
+from mamlkit.run.metrics import read_metrics
+from mamlkit.run.seeding import generator_for
 
 
 def handles_train(args: argparse.Namespace) -> bool:
@@ -52,8 +53,7 @@ def train(args: argparse.Namespace) -> int:
         print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
               f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
     # None only where a finished run was resumed from a checkpoint written before validation
-    best = "" if state.best_val_return is None else (
-        f"; best validation return {state.best_val_return:.2f} ({files.best.name})")
+    best = "" if state.best is None else f"; best validation return {state.best:.2f} ({files.best.name})"
     print(f"trained {state.iteration} iterations{best}; run folder {files.root}")
     print(f"evaluate with: mamlkit eval {files.root}")
     return 0

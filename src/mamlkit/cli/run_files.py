@@ -10,8 +10,9 @@ import torch
 
 from mamlkit.algorithms import MAML
 from mamlkit.cli.errors import print_problem
-from mamlkit.training import Config, RunFiles, load_config
-from mamlkit.training.checkpoint import load_first_usable
+from mamlkit.run import RunFiles
+from mamlkit.training import Config, load_config
+from mamlkit.run.checkpoint import load_first_usable
 from mamlkit.training.build import build_model, task_loss
 from mamlkit.training.learners import build_learner, restore_learner
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from mamlkit.training.run_folder import (
+from mamlkit.run.run_folder import (
     RunDirError,
     RunFiles,
     RunLock,
@@ -24,7 +24,7 @@ from mamlkit.training.run_folder import (
     create_run_folder,
     write_text_atomically,
 )
-from mamlkit.training.signals import Interrupted
+from mamlkit.run.signals import Interrupted
 
 
 class RunStart:

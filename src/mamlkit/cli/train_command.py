@@ -80,7 +80,7 @@ def _train(config: Config, start: RunStart, ranks: Ranks) -> int:
         print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
               f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
     skipped = f"; {state.skips} update(s) skipped (non-finite)" if state.skips else ""
-    best = "" if state.best_val is None else f"; best validation loss {state.best_val:.4g}"
+    best = "" if state.best is None else f"; best validation loss {state.best:.4g}"
     print(f"trained {state.iteration} iterations{skipped}{best}; run folder {files.root}")
     print(f"evaluate with: mamlkit eval {files.root}")
     return 0

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
-from mamlkit.training.checkpoint import CheckpointError
+from mamlkit.run.checkpoint import CheckpointError
 from mamlkit.training.config import Config
 
 

@@ -1,5 +1,6 @@
-"""The meta-training loop: the learner's meta-optimizer, progress bar, metrics, validation,
-checkpoints, resume, the non-finite guard, and the all-reduce of distributed runs.
+"""Supervised meta-training on ``mamlkit.run``'s loop skeleton: what an iteration is (the
+meta-batch, the meta-gradient and its all-reduce, the guarded update) and what validation
+scores (the query loss of fixed validation tasks).
 
 The loop drives every algorithm of the family through the same hooks (see
 ``mamlkit.algorithms.MAML``): ``meta_optimizer(lr)`` over ``meta_parameters()``,
@@ -13,74 +14,58 @@ from __future__ import annotations
 
 import copy
 import math
-import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from tqdm import tqdm
 
 from mamlkit.algorithms import MAML
+from mamlkit.run.checkpoint import CheckpointError, load_first_usable
+from mamlkit.run.loop import LoopSettings, LoopState, TrainingError, run_iterations
+from mamlkit.run.run_folder import RunFiles
+from mamlkit.run.seeding import generator_for
 from mamlkit.tasks import TaskSource
-from mamlkit.training.checkpoint import CheckpointError, load_first_usable, remove_temporaries, save_checkpoint
 from mamlkit.training.config import Config, TrainConfig, config_to_data
 from mamlkit.training.distributed import SINGLE, Ranks
 from mamlkit.training.learners import restore_learner
-from mamlkit.training.metrics import MetricsLog, truncate_metrics
-from mamlkit.training.run_folder import RunFiles
-from mamlkit.training.seeding import generator_for
-from mamlkit.training.signals import Interrupted, deferred_stop_signals
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite meta-loss); what was saved stays valid."""
+__all__ = ["TrainState", "train", "validation_loss"]
 
 
 @dataclass
-class TrainState:
-    """What a checkpoint restores: completed iterations, the best validation loss, and the
-    updates skipped for a non-finite meta-loss or meta-gradient (in all, and in a row)."""
+class TrainState(LoopState):
+    """``LoopState`` (iterations, best validation loss, ...), and the updates skipped for a
+    non-finite or diverging meta-update (in all, and in a row)."""
 
-    iteration: int = 0
-    best_val: float | None = None
     skips: int = 0
     consecutive_skips: int = 0
-    out_of_time: bool = False
 
 
 def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, resume: bool = False,
           ranks: Ranks = SINGLE, report: Callable[[str], None] | None = None,
           on_start: Callable[[], None] | None = None) -> TrainState:
     """Meta-train ``learner`` (its model and its own meta-parameters) for ``config.train.iterations``
-    iterations.
+    iterations, on ``mamlkit.run.loop.run_iterations`` (validation, checkpoints, budget and
+    signals as it says: a signal ends the iteration under way, saves and raises
+    ``Interrupted``).
 
     Iteration i meta-trains on the tasks drawn from ``generator_for(seed, "train", i)``,
     so a resumed run sees exactly the tasks of an uninterrupted one, and a distributed
-    one (``ranks``) splits exactly those tasks between its processes. Every
-    ``checkpoint_every`` iterations (and at the end, and when stopped by a signal)
-    ``last.pt`` is written atomically, the one it replaces kept as ``last.prev.pt``;
-    ``best.pt`` whenever the validation loss improves. With ``train.max_minutes``, the
-    run ends early (``out_of_time``) after the first iteration past the budget,
-    validated and checkpointed as a last iteration is. Only rank 0 validates, writes
-    files and shows progress.
-
-    SIGINT (Ctrl-C) and SIGTERM are acted on at iteration boundaries only
-    (``mamlkit.training.signals``): the iteration under way finishes (update,
-    metrics, validation, checkpoints), ``last.pt`` is written, and ``Interrupted`` is
-    raised. An update that leaves a non-finite parameter, or grows the norm of the
-    meta-parameters by more than ``train.max_update_ratio`` times that norm, is
-    treated as a non-finite meta-loss is: nothing is saved from it.
+    one (``ranks``) splits exactly those tasks between its processes. Only rank 0
+    validates (the mean query loss of ``val_tasks`` fixed tasks), writes files and shows
+    progress. An update that leaves a non-finite parameter, or grows the norm of the
+    meta-parameters by more than ``train.max_update_ratio`` times that norm, is treated
+    as a non-finite meta-loss is: nothing is saved from it.
 
     Args:
         resume: continue from ``last.pt``, or from ``last.prev.pt`` when ``last.pt`` is
-            missing or unreadable (then ``report`` is told).
+            missing, damaged or of another model (then ``report`` is told).
         ranks: this process's place in a distributed run (default: alone).
         report: called on rank 0 with a one-line note when training carries on past a
             problem (a damaged latest checkpoint).
         on_start: called on rank 0 once the run can start (checkpoint restored,
-            validation tasks drawn), before anything is written to ``files``: where the
-            caller creates the run folder.
+            validation tasks drawn), before anything is written to ``files``.
 
     Raises:
         Interrupted: a stop signal arrived; ``last.pt`` holds the last whole iteration.
@@ -91,100 +76,96 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
         CheckpointError: no checkpoint to resume from can be read, or one cannot be written.
     """
     settings = config.train
-    shard = ranks.shard(settings.meta_batch_size)
     optimizer = learner.meta_optimizer(settings.meta_lr)
-    state = TrainState()
-    if resume:
-        state, note = _restore(files, learner, optimizer)
-    saved_at = state.iteration if resume else None  # the iteration last.pt holds
+    state, note = _restore(files, learner, optimizer) if resume else (TrainState(), None)
     ranks.check_same(learner.meta_parameters(), "meta-parameters at the start")
-    main = ranks.is_main
-    val_batch = tasks.sample(settings.val_tasks, k_shot=config.task.k_shot, n_query=config.task.n_query,
-                             generator=generator_for(config.seed, "val"), split="val") if main else None
-    if main:
-        if on_start is not None:
-            on_start()
-        if resume:
-            if note is not None and report is not None:
-                report(note)
-            remove_temporaries(files.last)
-            remove_temporaries(files.best)
-            truncate_metrics(files.metrics, state.iteration)
-    log = MetricsLog(files.metrics) if main else None
-    bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not (settings.progress and main),
-               unit="it", dynamic_ncols=True, desc=config.name)
-    window_start, window_iterations = time.perf_counter(), 0
-    deadline = None if settings.max_minutes is None else time.monotonic() + 60 * settings.max_minutes
-
-    def save_last() -> None:
-        nonlocal saved_at
-        save_checkpoint(_checkpoint(config, state, learner, optimizer), files.last, previous=files.previous)
-        saved_at = state.iteration
-
-    try:
-        with deferred_stop_signals() as stop:
-            for iteration in range(state.iteration, settings.iterations):
-                batch = tasks.sample(settings.meta_batch_size, k_shot=config.task.k_shot,
-                                     n_query=config.task.n_query,
-                                     generator=generator_for(config.seed, "train", iteration), split="train")
-                optimizer.zero_grad(set_to_none=True)
-                learner.on_iteration(iteration, settings.iterations)
-                for group in optimizer.param_groups:
-                    group["lr"] = learner.meta_lr(settings.meta_lr, iteration, settings.iterations)
-                mine = batch.tasks(shard.start, shard.stop)
-                share = mine.n_tasks / batch.n_tasks
-                own_before = learner.state_dict() if ranks.world_size > 1 else None
-                meta_loss = ranks.reduce_meta_gradients(learner.meta_parameters(), learner.meta_backward(mine),
-                                                        share)
-                if own_before:  # e.g. MAML++'s running statistics, updated from this rank's tasks
-                    learner.load_state_dict(ranks.average_updates(own_before, learner.state_dict(), share))
-                grad_norm = _grad_norm(learner)
-                problem = None
-                if not (math.isfinite(meta_loss) and math.isfinite(grad_norm)):
-                    problem = f"the meta-loss is {meta_loss} and the meta-gradient norm {grad_norm}"
-                else:
-                    problem = _guarded_step(learner, optimizer, settings)
-                if problem is None:
-                    state.consecutive_skips = 0
-                else:
-                    _skip_or_stop(settings, state, iteration, problem, files, saved_at)
-                    optimizer.zero_grad(set_to_none=True)
-                state.iteration = done = iteration + 1
-                window_iterations += 1
-                bar.update(1)
-                past_deadline = deadline is not None and ranks.any(time.monotonic() >= deadline)
-                state.out_of_time = past_deadline and done < settings.iterations
-                last = done == settings.iterations or state.out_of_time
-                if main and problem is not None:
-                    log.write({"iteration": done, "skipped": "nonfinite", "skips": state.skips})
-                if main and problem is None and (done % settings.log_every == 0 or last):
-                    elapsed = time.perf_counter() - window_start
-                    tasks_per_s = window_iterations * settings.meta_batch_size / elapsed
-                    log.write({"iteration": done, "meta_loss": meta_loss, "grad_norm": grad_norm,
-                               "tasks_per_s": tasks_per_s})
-                    bar.set_postfix(loss=f"{meta_loss:.4f}", tasks_s=f"{tasks_per_s:.0f}")
-                    window_start, window_iterations = time.perf_counter(), 0
-                if main and (done % settings.val_every == 0 or last):
-                    val_loss = validation_loss(learner, val_batch)
-                    log.write({"iteration": done, "val_loss": val_loss})
-                    if state.best_val is None or val_loss < state.best_val:
-                        state.best_val = val_loss
-                        save_checkpoint(_checkpoint(config, state, learner, optimizer), files.best)
-                if main and (done % settings.checkpoint_every == 0 or last):
-                    save_last()
-                if ranks.any(stop.requested):
-                    if main and saved_at != done:
-                        save_last()
-                    stop.raise_if_requested()
-                    raise Interrupted(signal.SIGTERM)  # another rank was signalled
-                if state.out_of_time:
-                    break
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
+    iterations = _SupervisedIterations(learner, tasks, config, files, optimizer, ranks)
+    run_iterations(iterations, LoopSettings(settings.iterations, settings.val_every, settings.checkpoint_every,
+                                            settings.max_minutes, settings.progress),
+                   files, state, resumed=resume, name=config.name, note=note, report=report, on_start=on_start,
+                   main=ranks.is_main, agree=ranks.any)
     ranks.check_same(learner.meta_parameters(), "meta-parameters at the end")
     return state
+
+
+class _SupervisedIterations:
+    """A meta-batch, its meta-gradient (all-reduced over ``ranks``) and the guarded update."""
+
+    val_key = "val_loss"
+    higher_is_better = False
+
+    def __init__(self, learner: MAML, tasks: TaskSource, config: Config, files: RunFiles,
+                 optimizer: torch.optim.Optimizer, ranks: Ranks) -> None:
+        self.learner, self.tasks, self.config, self.files, self.optimizer, self.ranks = \
+            learner, tasks, config, files, optimizer, ranks
+        self.shard = ranks.shard(config.train.meta_batch_size)
+        task = config.task
+        self.val_batch = tasks.sample(config.train.val_tasks, k_shot=task.k_shot, n_query=task.n_query,
+                                      generator=generator_for(config.seed, "val"), split="val") if ranks.is_main else None
+        self.window_start, self.window_iterations = time.perf_counter(), 0
+        self.meta_loss, self.grad_norm, self.problem = math.nan, math.nan, None
+
+    def step(self, iteration: int, state: TrainState) -> None:
+        settings, learner, optimizer = self.config.train, self.learner, self.optimizer
+        batch = self.tasks.sample(settings.meta_batch_size, k_shot=self.config.task.k_shot,
+                                  n_query=self.config.task.n_query,
+                                  generator=generator_for(self.config.seed, "train", iteration), split="train")
+        optimizer.zero_grad(set_to_none=True)
+        learner.on_iteration(iteration, settings.iterations)
+        for group in optimizer.param_groups:
+            group["lr"] = learner.meta_lr(settings.meta_lr, iteration, settings.iterations)
+        mine = batch.tasks(self.shard.start, self.shard.stop)
+        share = mine.n_tasks / batch.n_tasks
+        own_before = learner.state_dict() if self.ranks.world_size > 1 else None
+        self.meta_loss = self.ranks.reduce_meta_gradients(learner.meta_parameters(), learner.meta_backward(mine),
+                                                          share)
+        if own_before:  # e.g. MAML++'s running statistics, updated from this rank's tasks
+            learner.load_state_dict(self.ranks.average_updates(own_before, learner.state_dict(), share))
+        self.grad_norm = _grad_norm(learner)
+        if not (math.isfinite(self.meta_loss) and math.isfinite(self.grad_norm)):
+            self.problem = f"the meta-loss is {self.meta_loss} and the meta-gradient norm {self.grad_norm}"
+        else:
+            self.problem = _guarded_step(learner, optimizer, settings)
+        if self.problem is None:
+            state.consecutive_skips = 0
+        else:
+            _skip_or_stop(settings, state, iteration, self.problem, self.files)
+            optimizer.zero_grad(set_to_none=True)
+        self.window_iterations += 1
+
+    def records(self, state: TrainState, last: bool) -> list[dict[str, Any]]:
+        done = state.iteration
+        if self.problem is not None:
+            return [{"iteration": done, "skipped": "nonfinite", "skips": state.skips}]
+        if not (done % self.config.train.log_every == 0 or last):
+            return []
+        tasks_per_s = (self.window_iterations * self.config.train.meta_batch_size
+                       / (time.perf_counter() - self.window_start))
+        self.window_start, self.window_iterations = time.perf_counter(), 0
+        return [{"iteration": done, "meta_loss": self.meta_loss, "grad_norm": self.grad_norm,
+                 "tasks_per_s": tasks_per_s}]
+
+    def postfix(self, records: list[dict[str, Any]]) -> dict[str, str]:
+        record = records[-1]
+        if "meta_loss" not in record:
+            return {"skips": str(record["skips"])}
+        return {"loss": f"{record['meta_loss']:.4f}", "tasks_s": f"{record['tasks_per_s']:.0f}"}
+
+    def validate(self) -> float:
+        return validation_loss(self.learner, self.val_batch)
+
+    def checkpoint(self, state: TrainState) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "iteration": state.iteration,
+            "best_val": state.best,
+            "skips": state.skips,
+            "consecutive_skips": state.consecutive_skips,
+            "model": self.learner.model.state_dict(),
+            "learner": self.learner.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "config": config_to_data(self.config),
+        }
 
 
 def _guarded_step(learner: MAML, optimizer: torch.optim.Optimizer, settings: TrainConfig) -> str | None:
@@ -219,14 +200,13 @@ def _guarded_step(learner: MAML, optimizer: torch.optim.Optimizer, settings: Tra
             f"than train.max_update_ratio = {settings.max_update_ratio} x max(norm, 1) (diverging)")
 
 
-def _skip_or_stop(settings: TrainConfig, state: TrainState, iteration: int, problem: str, files: RunFiles,
-                  saved_at: int | None) -> None:
+def _skip_or_stop(settings: TrainConfig, state: TrainState, iteration: int, problem: str, files: RunFiles) -> None:
     """Count a skipped update, or raise ``TrainingError`` when the settings do not allow it."""
-    if saved_at is None:
+    if state.saved_at is None:
         advice = ("nothing was saved yet: start again with a lower train.meta_lr or algorithm.inner_lr "
                   "(add --overwrite to replace this run)")
     else:
-        advice = (f"{files.last} (iteration {saved_at}) holds the meta-parameters from before it: lower "
+        advice = (f"{files.last} (iteration {state.saved_at}) holds the meta-parameters from before it: lower "
                   f"train.meta_lr or algorithm.inner_lr and resume, e.g. mamlkit train --resume {files.root} "
                   "train.meta_lr=...")
     if settings.nonfinite == "stop":
@@ -253,20 +233,6 @@ def _grad_norm(learner: MAML) -> float:
     return torch.stack(norms).norm().item() if norms else 0.0
 
 
-def _checkpoint(config: Config, state: TrainState, learner: MAML, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    return {
-        "format": 1,
-        "iteration": state.iteration,
-        "best_val": state.best_val,
-        "skips": state.skips,
-        "consecutive_skips": state.consecutive_skips,
-        "model": learner.model.state_dict(),
-        "learner": learner.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "config": config_to_data(config),
-    }
-
-
 def _restore(files: RunFiles, learner: MAML, optimizer: torch.optim.Optimizer) -> tuple[TrainState, str | None]:
     """The state of the latest readable checkpoint, loaded into ``learner`` and ``optimizer``,
     and a note when that is not ``last.pt``."""
@@ -279,6 +245,6 @@ def _restore(files: RunFiles, learner: MAML, optimizer: torch.optim.Optimizer) -
                                   f"({type(error).__name__}: {error})") from None
 
     checkpoint, _, note = load_first_usable((files.last, files.previous), use)
-    state = TrainState(iteration=checkpoint["iteration"], best_val=checkpoint["best_val"],
+    state = TrainState(iteration=checkpoint["iteration"], best=checkpoint["best_val"], saved_at=checkpoint["iteration"],
                        skips=checkpoint.get("skips", 0), consecutive_skips=checkpoint.get("consecutive_skips", 0))
     return state, note

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mamlkit.training.run_folder import RunDirError, write_text_atomically
+from mamlkit.run.run_folder import RunDirError, write_text_atomically
 
 
 class MetricsLog:
