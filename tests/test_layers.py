@@ -18,7 +18,7 @@ ALLOWED = {
     "run": {"run"},  # run folder, checkpoints, metrics, seeding, signals, the loop skeleton
     "training": {"training", "run", "algorithms", "tasks", "models", "core", "data"},
     "evaluation": {"evaluation", "algorithms", "tasks", "models", "core", "data"},
-    "rl": {"rl", "run", "core", "models", "algorithms", "training", "evaluation"},  # training: the config schema
+    "rl": {"rl", "run", "core", "models", "training", "evaluation"},  # training: the config schema
     "cli": {"cli", "run", "training", "evaluation", "algorithms", "tasks", "models", "core", "data", "rl", "configs"},
     "configs": set(),
 }

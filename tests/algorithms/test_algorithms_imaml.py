@@ -8,7 +8,8 @@ from torch import nn
 
 from family_reference import imaml_meta_grad, one_thread  # noqa: F401 - autouse fixture
 from mamlkit import TaskBatch
-from mamlkit.algorithms import IMAML, conjugate_gradient
+from mamlkit.algorithms import IMAML
+from mamlkit.core import conjugate_gradient
 from mamlkit.algorithms.losses import LOSSES
 from mamlkit.core import SpecError
 from zoo import batch_for, conv_bn, loss_name_for, mlp

@@ -2,7 +2,7 @@
 
 from mamlkit.algorithms.anil import ANIL
 from mamlkit.algorithms.fomaml import FOMAML
-from mamlkit.algorithms.imaml import IMAML, conjugate_gradient
+from mamlkit.algorithms.imaml import IMAML
 from mamlkit.algorithms.losses import LOSSES, check_targets, resolve_loss
 from mamlkit.algorithms.maml import MAML, AdaptedModel
 from mamlkit.algorithms.maml_pp import MAMLPlusPlus, cosine_meta_lr, msl_weights
@@ -20,7 +20,6 @@ __all__ = [
     "MetaSGD",
     "Reptile",
     "check_targets",
-    "conjugate_gradient",
     "cosine_meta_lr",
     "msl_weights",
     "resolve_loss",

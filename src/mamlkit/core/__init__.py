@@ -13,6 +13,7 @@ from mamlkit.core.batch_norm import (
 from mamlkit.core.functional import TaskModel, Vectorize, is_vmap_limitation, per_task_copies
 from mamlkit.core.inner import adapt
 from mamlkit.core.outer import meta_backward, meta_loss, predictions_per_step, query_losses, task_meta_losses
+from mamlkit.core.solvers import conjugate_gradient
 from mamlkit.core.stacked import stacked_forward, supports_stacked
 from mamlkit.core.spec import INNER_OPTIMIZERS, InnerLR, InnerOptimizer, InnerSpec, SpecError, shared_at, step_size
 from mamlkit.core.types import LossFn, Params, TaskBatch, TaskBatchError, check_task_batch
@@ -36,6 +37,7 @@ __all__ = [
     "adapt",
     "batch_norm_statistics",
     "check_task_batch",
+    "conjugate_gradient",
     "is_vmap_limitation",
     "meta_backward",
     "meta_loss",

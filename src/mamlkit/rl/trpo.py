@@ -2,7 +2,7 @@
 
 The step maximises the surrogate's linear model subject to the quadratic model of the mean
 KL divergence, KL ≈ ½ sᵀ F s ≤ δ: the direction solves (F + λI) x = g by conjugate gradient
-(``mamlkit.algorithms.conjugate_gradient``), using only Fisher-vector products F v, and is
+(``mamlkit.core.conjugate_gradient``), using only Fisher-vector products F v, and is
 scaled to the KL bound. A backtracking line search then shrinks it until the surrogate
 improves and the exact KL is within δ; if no trial does, the parameters are left unchanged.
 
@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from mamlkit.algorithms import conjugate_gradient
+from mamlkit.core import conjugate_gradient
 from mamlkit.training.schema import ConfigError
 
 FisherVector = Callable[[Tensor], Tensor]
