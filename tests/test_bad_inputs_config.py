@@ -19,10 +19,11 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from mamlkit.training import ConfigError, load_config
+from mamlkit.run import ConfigError
+from mamlkit.training import load_config
 from mamlkit.training.build import build_model, check_training_fits, estimate_training_memory
 from mamlkit.training.config import config_from_data, config_to_data
-from mamlkit.training.config_yaml import MAX_YAML_DEPTH, parse_config_yaml
+from mamlkit.run.config_yaml import MAX_YAML_DEPTH, parse_config_yaml
 from mamlkit.training.memory_estimate import training_memory
 
 FUZZ = settings(max_examples=100, derandomize=True, database=None, deadline=None,

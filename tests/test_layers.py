@@ -15,10 +15,10 @@ ALLOWED = {
     "data": {"data"},
     "tasks": {"tasks", "data", "core"},
     "algorithms": {"algorithms", "core"},
-    "run": {"run"},  # run folder, checkpoints, metrics, seeding, signals, the loop skeleton
+    "run": {"run", "configs"},  # run folder, config I/O and schema, checkpoints, metrics, seeding, signals, loop
     "training": {"training", "run", "algorithms", "tasks", "models", "core", "data"},
     "evaluation": {"evaluation", "algorithms", "tasks", "models", "core", "data"},
-    "rl": {"rl", "run", "core", "models", "training", "evaluation"},  # training: the config schema
+    "rl": {"rl", "run", "core", "models", "evaluation"},  # a sibling of training/, over run/
     "cli": {"cli", "run", "training", "evaluation", "algorithms", "tasks", "models", "core", "data", "rl", "configs"},
     "configs": set(),
 }

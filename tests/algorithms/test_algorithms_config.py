@@ -6,10 +6,12 @@ import pytest
 
 from family_reference import one_thread  # noqa: F401 - autouse fixture
 from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
-from mamlkit.training import ConfigError, load_config
+from mamlkit.run import ConfigError
+from mamlkit.training import load_config
 from mamlkit.training.algorithm_config import ALGORITHMS
 from mamlkit.training.build import build_model, task_loss
-from mamlkit.training.config import config_from_data, config_to_data, preset_names
+from mamlkit.run.config_io import preset_names
+from mamlkit.training.config import config_from_data, config_to_data
 from mamlkit.training.learners import build_learner
 
 CLASSES = {"maml": MAML, "fomaml": FOMAML, "meta_sgd": MetaSGD, "anil": ANIL, "maml_pp": MAMLPlusPlus,

@@ -9,8 +9,8 @@ import pytest
 from mamlkit.cli.main import main
 from mamlkit.rl import RLConfig, is_rl_config, load_rl_config
 from mamlkit.rl.config import rl_config_from_data, rl_config_to_data
-from mamlkit.training import ConfigError
-from mamlkit.training.config import read_config_data
+from mamlkit.run import ConfigError
+from mamlkit.run.config_io import read_config_data
 
 pytestmark = pytest.mark.rl
 

@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from mamlkit.training import ConfigError, load_config
+from mamlkit.run import ConfigError
+from mamlkit.training import load_config
 from mamlkit.training.allocator import retain_freed_memory
 
 FAULTS_OF_A_REALLOCATED_TENSOR = textwrap.dedent("""

@@ -13,7 +13,8 @@ from PIL import Image
 
 from mamlkit.data import DataError
 from mamlkit.tasks import BinaryTasks, FewShotTasks
-from mamlkit.training import ConfigError, load_config
+from mamlkit.run import ConfigError
+from mamlkit.training import load_config
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.model_configs import Conv4Config, MLPConfig
 

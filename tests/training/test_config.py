@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mamlkit.training import ConfigError, load_config
+from mamlkit.run import ConfigError
+from mamlkit.training import load_config
 from mamlkit.rl.config import is_rl_config, load_rl_config
-from mamlkit.training.config import config_from_data, config_to_data, preset_names, read_config_data
+from mamlkit.run.config_io import preset_names, read_config_data
+from mamlkit.training.config import config_from_data, config_to_data
 
 
 def test_sinusoid_preset_is_the_paper_protocol():

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mamlkit.run import RunFiles, load_checkpoint
-from mamlkit.training import ConfigError, load_config, train
+from mamlkit.run import ConfigError, RunFiles, load_checkpoint
+from mamlkit.training import load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.distributed import DistributedError, Ranks, process_group
 from mamlkit.training.learners import build_learner

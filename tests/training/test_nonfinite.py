@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mamlkit.run import RunFiles, TrainingError, load_checkpoint
-from mamlkit.training import ConfigError, load_config, train
+from mamlkit.run import ConfigError, RunFiles, TrainingError, load_checkpoint
+from mamlkit.training import load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
 from mamlkit.run.metrics import read_metrics

@@ -4,9 +4,8 @@ import sys
 
 from mamlkit.core import BatchNormModeError, SpecError, TaskBatchError
 from mamlkit.data import DataError
-from mamlkit.run import CheckpointError, RunDirError, TrainingError
+from mamlkit.run import CheckpointError, ConfigError, RunDirError, TrainingError
 from mamlkit.tasks import SamplerError
-from mamlkit.training import ConfigError
 from mamlkit.training.distributed import DistributedError, launch_rank
 
 

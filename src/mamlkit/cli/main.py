@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
 import mamlkit
 from mamlkit.cli import adapt_command, data_command, evaluate_command, train_command
 from mamlkit.cli.errors import USER_ERRORS, print_problem
+from mamlkit.training.distributed import LostRankError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return the process exit code (0 ok, 2 user error, 130 interrupted)."""
+    """Run one command; return the process exit code (0 ok, 2 user error, 130 interrupted,
+    143 terminated). After a lost rank of a distributed run the process exits (2) here."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value settings after an option (``eval RUN --checkpoint last eval.tasks=10``) are
@@ -35,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
+    except LostRankError as error:
+        print_problem(error)
+        # gloo's threads still hold the lost peer's connection, and tearing them down when the
+        # interpreter exits can abort the process ("terminate called ..."): leave at once
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
     except USER_ERRORS as error:
         print_problem(error)
         return 2

@@ -18,10 +18,9 @@ from mamlkit.rl.config import RLConfig, is_rl_config, load_rl_config, rl_config_
 from mamlkit.rl.env import TaskEnv
 from mamlkit.rl.evaluation import adaptation_returns, markdown_table, summarize
 from mamlkit.rl.training import restore_policy, train_rl
-from mamlkit.run import RunFiles
-from mamlkit.training import ConfigError
+from mamlkit.run import ConfigError, RunFiles
 from mamlkit.run.checkpoint import load_first_usable
-from mamlkit.training.config import read_config_data
+from mamlkit.run.config_io import read_config_data
 from mamlkit.run.metrics import read_metrics
 from mamlkit.run.seeding import generator_for
 

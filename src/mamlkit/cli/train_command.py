@@ -12,13 +12,14 @@ from mamlkit.cli import rl_command
 from mamlkit.cli.errors import print_problem
 from mamlkit.cli.run_start import RunStart, report_interruption, run_start
 from mamlkit.data.preprocessing import PREPROCESSING_FILE, preprocessing_for
+from mamlkit.run.config_io import preset_names
 from mamlkit.training import Config, load_config, train
 from mamlkit.training.allocator import retain_freed_memory
 from mamlkit.training.build import build_model, build_task_source, check_training_fits, task_loss
+from mamlkit.training.config import config_to_data
+from mamlkit.training.distributed import LostRankError, Ranks, process_group
 from mamlkit.training.learners import build_learner
 from mamlkit.training.task_configs import ImageClassificationTaskConfig
-from mamlkit.training.config import config_to_data, preset_names
-from mamlkit.training.distributed import LostRankError, Ranks, process_group
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ from mamlkit.rl.config import RLConfig
 from mamlkit.rl.env import EnvError, TaskEnv
 from mamlkit.rl.maml_trpo import MAMLTRPO, PolicyGradientSettings
 from mamlkit.rl.navigation import Navigation2D
-from mamlkit.training.schema import ConfigError
+from mamlkit.run.schema import ConfigError
 
 
 def build_env(config: RLConfig) -> TaskEnv:

@@ -2,7 +2,7 @@
 
 The ``trpo`` section is ``mamlkit.rl.trpo.TRPOSettings`` itself (its errors name ``trpo.<key>``).
 
-Validated like the supervised config (``mamlkit.training.schema``): an unknown key names
+Validated like the supervised config (``mamlkit.run.schema``): an unknown key names
 the closest valid one, a bad value says what is allowed. A config is an RL config when
 it has an ``env`` section (``is_rl_config``); the CLI hands those to ``mamlkit.cli.rl_command``.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 from mamlkit.rl.trpo import TRPOSettings
-from mamlkit.training.config import apply_overrides, read_config_data
-from mamlkit.training.schema import check_run_identity, from_mapping, require, to_mapping
+from mamlkit.run.config_io import apply_overrides, read_config_data
+from mamlkit.run.schema import check_run_identity, from_mapping, require, to_mapping
 
 ENV_KINDS = ("navigation_2d", "halfcheetah_vel", "halfcheetah_dir")
 

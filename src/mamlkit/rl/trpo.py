@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from mamlkit.core import conjugate_gradient
-from mamlkit.training.schema import ConfigError
+from mamlkit.run.schema import ConfigError
 
 FisherVector = Callable[[Tensor], Tensor]
 """``fisher_vector(v) -> F v``: the Hessian of the KL at the starting parameters times a flat

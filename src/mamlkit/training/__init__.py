@@ -2,6 +2,5 @@
 
 from mamlkit.training.config import Config, load_config
 from mamlkit.training.loop import train
-from mamlkit.training.schema import ConfigError
 
-__all__ = ["Config", "ConfigError", "load_config", "train"]
+__all__ = ["Config", "load_config", "train"]

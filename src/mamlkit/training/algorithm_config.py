@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mamlkit.training.schema import require
+from mamlkit.run.schema import require
 
 ALGORITHMS = ("maml", "fomaml", "meta_sgd", "anil", "maml_pp", "reptile", "imaml")
 

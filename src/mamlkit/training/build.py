@@ -28,7 +28,7 @@ from mamlkit.tasks import BinaryTasks, FewShotTasks, SinusoidTasks, TaskSource, 
 from mamlkit.training.config import Config
 from mamlkit.training.memory_estimate import MemoryEstimate, device_memory, training_memory
 from mamlkit.training.model_configs import Conv4Config, MLPConfig
-from mamlkit.training.schema import ConfigError
+from mamlkit.run.schema import ConfigError
 from mamlkit.training.task_configs import (
     BinaryClassificationTaskConfig,
     ImageClassificationTaskConfig,

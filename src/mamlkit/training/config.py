@@ -7,28 +7,14 @@ overrides (dotted keys, YAML values) before validating the whole.
 
 from __future__ import annotations
 
-import copy
-import difflib
 import re
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-import yaml
-
+from mamlkit.run.config_io import apply_overrides, read_config_data
+from mamlkit.run.schema import check_run_identity, from_mapping, require, to_mapping
 from mamlkit.training.algorithm_config import AlgorithmConfig
-from mamlkit.training.config_yaml import parse_config_yaml
 from mamlkit.training.model_configs import MLPConfig, ModelConfig
-from mamlkit.training.schema import (
-    ConfigError,
-    check_run_identity,
-    from_mapping,
-    require,
-    set_dotted,
-    short_repr,
-    to_mapping,
-)
 from mamlkit.training.task_configs import SinusoidTaskConfig, TaskConfig
 
 
@@ -138,56 +124,9 @@ class Config:
         check_run_identity(self.name, {"seed": self.seed, "eval.seed": self.eval.seed})
 
 
-def preset_names() -> list[str]:
-    """The presets shipped with mamlkit (``configs/*.yaml``), without the suffix."""
-    return sorted(p.name[:-5] for p in resources.files("mamlkit.configs").iterdir() if p.name.endswith(".yaml"))
-
-
-def read_config_data(source: str) -> dict[str, Any]:
-    """The raw YAML data of a preset name or a file path."""
-    path = Path(source)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
-        if not path.is_file():
-            raise ConfigError(f"config file {source!r} not found")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"config file {source!r} cannot be read as UTF-8 text: {error}") from None
-    else:
-        if source not in preset_names():
-            close = difflib.get_close_matches(source, preset_names(), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(f"{short_repr(source)} is neither a config file nor a preset; {hint}"
-                              f"presets: {', '.join(preset_names())}")
-        text = resources.files("mamlkit.configs").joinpath(f"{source}.yaml").read_text()
-    try:
-        data = parse_config_yaml(text, f"config {source!r}")
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config {source!r} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config {source!r} must be a YAML mapping of sections; got {type(data).__name__}")
-    return data
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], schema: type | None = None) -> dict[str, Any]:
-    """``data`` with each ``dotted.key=value`` applied (value parsed as YAML), each key checked
-    against the config dataclass ``schema`` (default: ``Config``)."""
-    result = copy.deepcopy(dict(data))
-    for override in overrides:
-        key, sep, raw = override.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {override!r} must look like section.key=value, e.g. train.iterations=2000")
-        try:
-            value = parse_config_yaml(raw, f"the value of {key}")
-        except yaml.YAMLError:
-            value = raw
-        set_dotted(Config if schema is None else schema, result, key, value)
-    return result
-
-
 def load_config(source: str, overrides: Sequence[str] = ()) -> Config:
     """The validated config of a preset or file, with ``key=value`` overrides applied."""
-    return config_from_data(apply_overrides(read_config_data(source), overrides))
+    return config_from_data(apply_overrides(read_config_data(source), overrides, Config))
 
 
 def config_from_data(data: Mapping[str, Any]) -> Config:

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from mamlkit.training.schema import ConfigError
+from mamlkit.run.schema import ConfigError
 
 
 class DistributedError(RuntimeError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Union
 
-from mamlkit.training.schema import require
+from mamlkit.run.schema import require
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 from mamlkit.tasks import ImageAugmentation
-from mamlkit.training.schema import require
+from mamlkit.run.schema import require
 
 
 SINUSOID_MAX_MAGNITUDE = 1e4

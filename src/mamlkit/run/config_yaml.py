@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from mamlkit.training.schema import ConfigError, short_repr
+from mamlkit.run.schema import ConfigError, short_repr
 
 MAX_YAML_DEPTH = 32
 """The deepest nesting of collections a config's YAML may have; mamlkit's own go four deep
