@@ -18,7 +18,7 @@ CLASSES = {"maml": MAML, "fomaml": FOMAML, "meta_sgd": MetaSGD, "anil": ANIL, "m
            "reptile": Reptile, "imaml": IMAML}
 
 
-@pytest.mark.parametrize("name", ALGORITHMS)
+@pytest.mark.parametrize("name", list(ALGORITHMS))
 def test_every_algorithm_has_a_sinusoid_preset_that_builds_its_learner(name):
     preset = "sinusoid" if name == "maml" else f"sinusoid_{name}"
     assert preset in preset_names()

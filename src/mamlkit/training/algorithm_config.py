@@ -1,32 +1,43 @@
 """The ``algorithm`` section of a config: which member of the MAML family, and its knobs.
 
 Options shared by the family sit at the top of the section; each algorithm with
-options of its own has a sub-section named after it (``algorithm.maml_pp.msl=true``).
-A sub-section is only allowed to differ from its defaults when ``algorithm.name``
-selects that algorithm, so that no setting is silently ignored.
+options of its own has a sub-section named after it (``algorithm.maml_pp.msl=true``),
+whose fields are its learner's own constructor arguments. A sub-section is only allowed
+to differ from its defaults when ``algorithm.name`` selects that algorithm, so that no
+setting is silently ignored. ``ALGORITHMS`` (below the options) maps each name to its
+learner class and sub-section: the one place an algorithm is registered.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
 from mamlkit.run.schema import require
 
-ALGORITHMS = ("maml", "fomaml", "meta_sgd", "anil", "maml_pp", "reptile", "imaml")
+
+class AlgorithmOptions:
+    """An options sub-section: its fields are its learner's keyword arguments."""
+
+    def learner_arguments(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)
-class AnilOptions:
+class AnilOptions(AlgorithmOptions):
     """ANIL (Raghu et al. 2020): only the head adapts in the inner loop."""
 
     head: str | int | None = None
     """The head module's name (e.g. 4 or "4" in an nn.Sequential); null: the last child with parameters."""
 
+    def learner_arguments(self) -> dict[str, Any]:
+        return {"head": None if self.head is None else str(self.head)}
+
 
 @dataclass(frozen=True)
-class MAMLPlusPlusOptions:
+class MAMLPlusPlusOptions(AlgorithmOptions):
     """MAML++ (Antoniou et al. 2019): each fix a separate switch; all off is MAML."""
 
     msl: bool = False
@@ -46,7 +57,7 @@ class MAMLPlusPlusOptions:
 
 
 @dataclass(frozen=True)
-class ReptileOptions:
+class ReptileOptions(AlgorithmOptions):
     """Reptile (Nichol et al. 2018): θ ← θ + ε·mean(θ′ − θ), ε = train.meta_lr under SGD."""
 
     inner_optimizer: Literal["sgd", "adam"] = "sgd"
@@ -59,7 +70,7 @@ class ReptileOptions:
 
 
 @dataclass(frozen=True)
-class IMAMLOptions:
+class IMAMLOptions(AlgorithmOptions):
     """iMAML (Rajeswaran et al. 2019): proximal inner loop, implicit meta-gradient by CG."""
 
     lam: float = 1.0
@@ -70,15 +81,34 @@ class IMAMLOptions:
         require(self.cg_steps >= 1, f"algorithm.imaml.cg_steps must be >= 1; got {self.cg_steps}")
 
 
-SECTIONS = ("anil", "maml_pp", "reptile", "imaml")
-"""The sub-sections; each is named after the algorithm.name it belongs to."""
+@dataclass(frozen=True)
+class Algorithm:
+    """A registered member of the family: its learner class, and the name of its options
+    sub-section (None: it has none), whose fields the learner takes as keyword arguments."""
+
+    learner: type[MAML]
+    options: str | None = None
+
+
+ALGORITHMS = {
+    "maml": Algorithm(MAML),
+    "fomaml": Algorithm(FOMAML),
+    "meta_sgd": Algorithm(MetaSGD),
+    "anil": Algorithm(ANIL, "anil"),
+    "maml_pp": Algorithm(MAMLPlusPlus, "maml_pp"),
+    "reptile": Algorithm(Reptile, "reptile"),
+    "imaml": Algorithm(IMAML, "imaml"),
+}
+"""``algorithm.name`` -> the algorithm; each options sub-section is named after its algorithm."""
+
+SECTIONS = tuple(algorithm.options for algorithm in ALGORITHMS.values() if algorithm.options is not None)
 
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
     """The meta-learning algorithm and its inner loop."""
 
-    name: Literal["maml", "fomaml", "meta_sgd", "anil", "maml_pp", "reptile", "imaml"] = "maml"
+    name: str = "maml"
     inner_lr: float = 0.01
     inner_steps: int = 1
     batch_norm: Literal["transductive", "frozen"] = "transductive"
@@ -91,6 +121,8 @@ class AlgorithmConfig:
     imaml: IMAMLOptions = field(default_factory=IMAMLOptions)
 
     def __post_init__(self) -> None:
+        require(self.name in ALGORITHMS,
+                f"algorithm.name must be one of {', '.join(map(repr, ALGORITHMS))}; got {self.name!r}")
         require(self.inner_lr > 0, f"algorithm.inner_lr must be > 0; got {self.inner_lr}")
         require(self.inner_steps >= 1, f"algorithm.inner_steps must be >= 1; got {self.inner_steps}")
         require(self.chunk_size is None or self.chunk_size >= 1,
@@ -110,3 +142,8 @@ class AlgorithmConfig:
     @property
     def first_order(self) -> bool:
         return self.name == "fomaml"
+
+    def learner_arguments(self) -> dict[str, Any]:
+        """The selected algorithm's own constructor arguments, from its options sub-section."""
+        section = ALGORITHMS[self.name].options
+        return {} if section is None else getattr(self, section).learner_arguments()

@@ -7,8 +7,9 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
+from mamlkit.algorithms import MAML
 from mamlkit.run.checkpoint import CheckpointError
+from mamlkit.training.algorithm_config import ALGORITHMS
 from mamlkit.training.config import Config
 
 
@@ -28,28 +29,7 @@ def build_learner(config: Config, model: nn.Module, loss: str) -> MAML:
         chunk_size=algorithm.chunk_size,
         checkpoint_steps=algorithm.checkpoint_steps,
     )
-    name = algorithm.name
-    if name == "maml":
-        return MAML(model, **common)
-    if name == "fomaml":
-        return FOMAML(model, **common)
-    if name == "meta_sgd":
-        return MetaSGD(model, **common)
-    if name == "anil":
-        head = algorithm.anil.head
-        return ANIL(model, head=None if head is None else str(head), **common)
-    if name == "maml_pp":
-        options = algorithm.maml_pp
-        return MAMLPlusPlus(model, msl=options.msl, msl_iterations=options.msl_iterations, da=options.da,
-                            da_iterations=options.da_iterations, lslr=options.lslr, bnrs=options.bnrs,
-                            bnwb=options.bnwb, ca=options.ca, ca_min_lr=options.ca_min_lr, **common)
-    if name == "reptile":
-        options = algorithm.reptile
-        return Reptile(model, inner_optimizer=options.inner_optimizer, adam_betas=options.adam_betas,
-                       outer_optimizer=options.outer_optimizer, **common)
-    if name == "imaml":
-        return IMAML(model, lam=algorithm.imaml.lam, cg_steps=algorithm.imaml.cg_steps, **common)
-    raise AssertionError(f"algorithm {name!r} passed validation but has no learner")  # a bug of ours
+    return ALGORITHMS[algorithm.name].learner(model, **common, **algorithm.learner_arguments())
 
 
 def restore_learner(learner: MAML, checkpoint: Mapping[str, Any], source: Path) -> MAML:
