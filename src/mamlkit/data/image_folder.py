@@ -25,6 +25,9 @@ __all__ = [
     "IMAGE_FOLDER_RESAMPLE",
     "IMAGE_SUFFIXES",
     "UnlabelledImages",
+    "check_size_and_channels",
+    "decode_images",
+    "existing_folder",
     "load_image_folder",
     "load_unlabelled_folder",
 ]
@@ -76,8 +79,8 @@ def load_image_folder(
             class folders or a loose file, a class folder is empty or holds a sub-folder,
             a file is not a readable image, or (``size=None``) images differ in size.
     """
-    _check_size_and_channels(size, channels)
-    folder = _existing_folder(path)
+    check_size_and_channels(size, channels)
+    folder = existing_folder(path)
     entries = _visible_entries(folder)
     loose_files = [entry for entry in entries if not entry.is_dir()]
     if loose_files:
@@ -93,7 +96,7 @@ def load_image_folder(
         )
     files_per_class = [_image_files(class_folder) for class_folder in entries]
     files = [file for class_files in files_per_class for file in class_files]
-    images = _decode_all(files, size=size, channels=channels, resample=resample, progress=progress)
+    images = decode_images(files, size=size, channels=channels, resample=resample, progress=progress)
     sizes = np.array([len(class_files) for class_files in files_per_class])
     return ClassImages(images, sizes, tuple(entry.name for entry in entries))
 
@@ -126,13 +129,14 @@ def load_unlabelled_folder(
         DataError: naming the path, when the folder is missing, empty, holds a sub-folder,
             a file is not a readable image, or (``size=None``) images differ in size.
     """
-    _check_size_and_channels(size, channels)
-    files = _image_files(_existing_folder(path))
-    images = _decode_all(files, size=size, channels=channels, resample=resample, progress=progress)
+    check_size_and_channels(size, channels)
+    files = _image_files(existing_folder(path))
+    images = decode_images(files, size=size, channels=channels, resample=resample, progress=progress)
     return UnlabelledImages(tuple(file.name for file in files), images)
 
 
-def _check_size_and_channels(size: tuple[int, int] | None, channels: int) -> None:
+def check_size_and_channels(size: tuple[int, int] | None, channels: int) -> None:
+    """Raise ``DataError`` unless ``size`` is None or (H, W) in pixels and ``channels`` is 1 or 3."""
     valid_size = size is None or (
         isinstance(size, (tuple, list))
         and len(size) == 2
@@ -146,7 +150,8 @@ def _check_size_and_channels(size: tuple[int, int] | None, channels: int) -> Non
         raise DataError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
 
 
-def _existing_folder(path: str | os.PathLike) -> Path:
+def existing_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a ``Path``; ``DataError`` naming it when it is missing or not a folder."""
     folder = Path(path)
     if not folder.is_dir():
         state = "is not a folder" if folder.exists() else "does not exist"
@@ -177,7 +182,7 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _decode_all(
+def decode_images(
     files: list[Path],
     *,
     size: tuple[int, int] | None,
@@ -185,7 +190,14 @@ def _decode_all(
     resample: Image.Resampling,
     progress: bool,
 ) -> np.ndarray:
-    """Shape (len(files), H, W, channels) uint8; (H, W) is `size`, or the first image's."""
+    """Decode, convert and resize ``files`` in order.
+
+    Returns:
+        Shape (len(files), H, W, channels) uint8; (H, W) is ``size``, or the first image's.
+
+    Raises:
+        DataError: a file is not a readable image, or (``size=None``) images differ in size.
+    """
     arrays = []
     for file in tqdm(files, desc="images", unit="img", disable=not progress):
         image = decode_image(file, name=str(file))

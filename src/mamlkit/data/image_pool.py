@@ -19,9 +19,9 @@ from mamlkit.data.errors import DataError
 from mamlkit.data.image_folder import (
     IMAGE_FOLDER_RESAMPLE,
     IMAGE_SUFFIXES,
-    _check_size_and_channels,
-    _decode_all,
-    _existing_folder,
+    check_size_and_channels,
+    decode_images,
+    existing_folder,
 )
 
 __all__ = ["ImagePool", "drop_labels", "load_image_tree", "pool_with_rotations"]
@@ -134,8 +134,8 @@ def load_image_tree(
             is not an image file or not a readable image, or (``size=None``) images
             differ in size.
     """
-    _check_size_and_channels(size, channels)
-    folder = _existing_folder(path)
+    check_size_and_channels(size, channels)
+    folder = existing_folder(path)
     files = sorted(file for file in folder.rglob("*")
                    if file.is_file() and not any(part.startswith(".") for part in file.relative_to(folder).parts))
     for file in files:
@@ -144,4 +144,4 @@ def load_image_tree(
                             "Remove it, or convert it to one of these formats.")
     if not files:
         raise DataError(f"{folder} holds no images, at any depth; add {', '.join(IMAGE_SUFFIXES)} files")
-    return ImagePool(_decode_all(files, size=size, channels=channels, resample=resample, progress=progress))
+    return ImagePool(decode_images(files, size=size, channels=channels, resample=resample, progress=progress))
