@@ -40,8 +40,8 @@ class TrainConfig:
     An update counts as diverging, like a non-finite meta-loss, when it grows the norm of
     the meta-parameters by more than ``max_update_ratio`` times that norm (or 1, if that
     is larger); ``null`` checks only that they stay finite. Adam at ``meta_lr`` 1e-3 moved
-    them by at most 0.02 times their norm in the first 30 iterations of the ``sinusoid``
-    and ``omniglot_5w1s`` presets (docs/reliability.md).
+    them by at most 0.02 times that in the first 30 iterations of the ``sinusoid`` and
+    ``omniglot_5w1s`` presets (``benchmarks/update_guard.py``, docs/reliability.md).
     """
 
     iterations: int = 70000
