@@ -18,7 +18,7 @@ import torch
 from mamlkit.cli.main import main
 from mamlkit.run import CheckpointError, RunFiles, load_checkpoint, save_checkpoint
 from mamlkit.training import load_config, train
-from mamlkit.run import checkpoint as checkpoint_module
+from mamlkit.run import atomic as atomic_module
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.run.checkpoint import load_first_usable
 from mamlkit.training.learners import build_learner
@@ -137,7 +137,7 @@ def fill_disk_after(monkeypatch, writes):
         file = real_fdopen(handle, mode, *args, **kwargs)
         return file if len(calls) <= writes else FullDisk(file)
 
-    monkeypatch.setattr(checkpoint_module.os, "fdopen", fdopen)
+    monkeypatch.setattr(atomic_module.os, "fdopen", fdopen)
 
 
 def test_a_full_disk_names_the_file_keeps_the_old_checkpoint_and_no_temp_file(tmp_path, monkeypatch):

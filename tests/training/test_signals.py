@@ -18,7 +18,7 @@ import torch
 from mamlkit.cli.main import main
 from mamlkit.run import RunFiles, load_checkpoint
 from mamlkit.training import load_config, train
-from mamlkit.run import checkpoint as checkpoint_module
+from mamlkit.run import atomic as atomic_module
 from mamlkit.training import loop as loop_module
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
@@ -76,7 +76,7 @@ def inject(monkeypatch, stage, number, at_call):
     elif stage == "validation":
         monkeypatch.setattr(loop_module, "validation_loss", wrap(loop_module.validation_loss))
     elif stage == "checkpoint write":
-        monkeypatch.setattr(checkpoint_module.os, "fsync", wrap(os.fsync))
+        monkeypatch.setattr(atomic_module.os, "fsync", wrap(os.fsync))
     else:
         raise AssertionError(stage)
 

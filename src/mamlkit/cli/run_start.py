@@ -16,13 +16,13 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from mamlkit.run.atomic import write_atomically
 from mamlkit.run.run_folder import (
     RunDirError,
     RunFiles,
     RunLock,
     check_replaceable,
     create_run_folder,
-    write_text_atomically,
 )
 from mamlkit.run.signals import Interrupted
 
@@ -51,7 +51,7 @@ class RunStart:
         self._lock = RunLock(self.files)
         text = yaml.safe_dump(dict(self.config_data), sort_keys=False)
         if self.resume:
-            write_text_atomically(self.files.config, text)
+            write_atomically(self.files.config, text.encode())
             return
         check_replaceable(self.files, overwrite=self.overwrite)
 

@@ -1,10 +1,9 @@
 """Checkpoints written atomically, kept one generation back, and read without executing code.
 
 A checkpoint is a dict of tensors and plain data saved by ``torch.save``. It is
-serialised in memory, written to a temporary file in the same folder, flushed,
-fsync'd, then renamed over the old one, so a crash leaves either the old or the new
-file, never a torn one; a failed write (a full disk) removes the temporary file and
-leaves the old checkpoint as it was. With ``previous=``, the old file is first
+serialised in memory and written with ``mamlkit.run.atomic.write_atomically``, so a
+crash leaves either the old or the new file, never a torn one; a failed write (a full
+disk) removes the temporary file and leaves the old checkpoint as it was. With ``previous=``, the old file is first
 renamed to ``previous``, once the new one is complete, so that a checkpoint damaged
 after it was written (a bad disk, a copy cut short) still has a predecessor to
 resume from. It is read with ``torch.load(weights_only=True)``: opening it runs no
@@ -17,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+
+from mamlkit.run.atomic import write_atomically
 
 DIGEST_KEY = "sha256"
 """The checkpoint's key holding ``content_digest`` of the rest."""
@@ -48,26 +47,12 @@ def save_checkpoint(state: dict[str, Any], path: Path, *, previous: Path | None 
     """
     buffer = io.BytesIO()
     torch.save({**state, DIGEST_KEY: content_digest(state)}, buffer)
-    temp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
-        with os.fdopen(handle, "wb") as file:
-            file.write(buffer.getbuffer())
-            file.flush()
-            os.fsync(file.fileno())
-        if previous is not None and path.exists():
-            os.replace(path, previous)
-        os.replace(temp_name, path)
-        temp_name = None
-        _fsync_folder(path.parent)
+        write_atomically(path, buffer.getbuffer(), previous=previous)
     except OSError as error:
         raise CheckpointError(f"cannot write the checkpoint {path}: {error.strerror or error}; free disk space "
                               f"(it needs about {buffer.getbuffer().nbytes / 2**20:.1f} MiB) or fix the "
                               "folder's permissions, then resume") from None
-    finally:
-        if temp_name is not None:
-            Path(temp_name).unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -146,23 +131,3 @@ def load_first_usable(paths: Sequence[Path], use: Callable[[dict[str, Any], Path
                                           f"(iteration {state['iteration']}) instead")
         return state, path, note
     raise CheckpointError("; and ".join(problems))
-
-
-def remove_temporaries(path: Path) -> None:
-    """Delete the temporary files that a process killed inside ``save_checkpoint(..., path)``
-    left behind. Only call this where nothing else is writing ``path``."""
-    if path.parent.is_dir():
-        for temp in path.parent.glob(f"{_temp_prefix(path)}*.tmp"):
-            temp.unlink(missing_ok=True)
-
-
-def _temp_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def _fsync_folder(folder: Path) -> None:
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

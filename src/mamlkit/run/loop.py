@@ -13,7 +13,8 @@ from typing import Any, Callable, Mapping, Protocol
 
 from tqdm import tqdm
 
-from mamlkit.run.checkpoint import remove_temporaries, save_checkpoint
+from mamlkit.run.atomic import remove_temporaries
+from mamlkit.run.checkpoint import save_checkpoint
 from mamlkit.run.metrics import MetricsLog, truncate_metrics
 from mamlkit.run.run_folder import RunFiles
 from mamlkit.run.signals import Interrupted, deferred_stop_signals

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mamlkit.run.run_folder import RunDirError, write_text_atomically
+from mamlkit.run.atomic import write_atomically
+from mamlkit.run.run_folder import RunDirError
 
 
 class MetricsLog:
@@ -60,4 +61,4 @@ def truncate_metrics(path: Path, last_iteration: int) -> None:
     if path.exists() and not path.is_file():
         raise RunDirError(f"the metrics file {path} is not a file; move whatever stands in its place")
     kept = [r for r in read_metrics(path) if r.get("iteration", 0) <= last_iteration]
-    write_text_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
+    write_atomically(path, "".join(json.dumps(r) + "\n" for r in kept).encode())

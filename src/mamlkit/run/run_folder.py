@@ -152,16 +152,3 @@ def create_run_folder(files: RunFiles, write_first_files: Callable[[RunFiles], N
         shutil.rmtree(staged, ignore_errors=True)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` so that a crash leaves the old file or the new one."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
