@@ -12,7 +12,7 @@ DEMO_ITERATIONS ?= 10000
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,rl]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,all]'
 	touch $(INSTALLED)
 
 # The demo meta-trains with K = 5 support (and 5 query) points, as the MAML authors' code did for
