@@ -21,6 +21,7 @@ from mamlkit.core import (
     BatchNormIn,
     BatchNormMode,
     BatchNormModeError,
+    ChunkRule,
     InnerLR,
     InnerSpec,
     Params,
@@ -28,6 +29,7 @@ from mamlkit.core import (
     TaskBatch,
     TaskBatchError,
     TaskModel,
+    ThroughInnerLoop,
     Vectorize,
     check_task_batch,
     is_vmap_limitation,
@@ -118,7 +120,7 @@ class MAML:
             steps=inner_steps,
             inner_lr=inner_lr,
             first_order=first_order,
-            adapts=_adapting_names(model, adapts),
+            adapts=adapting_names(model, adapts),
             step_weights=None if step_weights is None else tuple(float(w) for w in step_weights),
             checkpoint_steps=checkpoint_steps,
         )
@@ -142,10 +144,18 @@ class MAML:
     def meta_backward(self, batch: TaskBatch) -> Tensor:
         """``meta_loss(batch).backward()`` in chunks of ``chunk_size`` tasks; returns the
         detached meta-loss. Gradients accumulate into the ``.grad`` of ``meta_parameters()``."""
+        return self._backward_with(batch, self.chunk_rule())
+
+    def chunk_rule(self) -> ChunkRule:
+        """How a chunk of tasks adds to the meta-gradient (MAML: autograd through the inner loop)."""
+        return ThroughInnerLoop()
+
+    def _backward_with(self, batch: TaskBatch, rule: ChunkRule) -> Tensor:
+        """``core.meta_backward`` of ``batch`` under ``rule``, at the current ``training_spec()``."""
         batch = self._prepare(batch)
         adapting, shared = self._tensors()
         return meta_backward(self._task_model(batch, adapting, shared), adapting, shared, batch,
-                             self.training_spec(), chunk_size=self.chunk_size)
+                             self.training_spec(), chunk_size=self.chunk_size, rule=rule)
 
     @property
     def learns_inner_lr(self) -> bool:
@@ -348,7 +358,16 @@ class AdaptedModel:
             return functional_call(self.module, self.tensors, (x,))
 
 
-def _adapting_names(model: nn.Module, adapts: Adapts) -> frozenset[str]:
+def adapting_names(model: nn.Module, adapts: Adapts) -> frozenset[str]:
+    """The names of ``model``'s parameters that adapt in the inner loop.
+
+    Args:
+        model: the network.
+        adapts: names, a predicate on names, or ``None`` (every parameter that requires grad).
+
+    Raises:
+        SpecError: a name is not a trainable parameter, or nothing adapts.
+    """
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     if adapts is None:
         chosen = trainable
