@@ -79,7 +79,8 @@ class RLTrainConfig:
     training stops with a checkpoint that ``--resume`` continues. ``threads``: torch's CPU threads.
     Every ``val_every`` iterations the return after one step on ``val_tasks`` fixed validation
     tasks is measured; the best policy so far is kept as ``best.pt`` (the paper evaluates the
-    best policy of training)."""
+    best policy of training). ``tensorboard``: also write the records of ``metrics.jsonl`` as
+    TensorBoard scalars, in ``<run>/tensorboard/`` (the ``tensorboard`` extra)."""
 
     iterations: int = 500
     meta_batch_size: int = 20
@@ -89,6 +90,7 @@ class RLTrainConfig:
     threads: int | None = 1
     progress: bool = True
     max_minutes: float | None = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for name in ("iterations", "meta_batch_size", "checkpoint_every", "val_every", "val_tasks"):

@@ -42,6 +42,8 @@ class TrainConfig:
     is larger); ``null`` checks only that they stay finite. Adam at ``meta_lr`` 1e-3 moved
     them by at most 0.02 times that in the first 30 iterations of the ``sinusoid`` and
     ``omniglot_5w1s`` presets (``benchmarks/update_guard.py``, docs/reliability.md).
+    ``tensorboard`` also writes the records of ``metrics.jsonl`` as TensorBoard scalars, in
+    ``<run>/tensorboard/`` (the ``tensorboard`` extra; docs/tensorboard.md).
     """
 
     iterations: int = 70000
@@ -59,6 +61,7 @@ class TrainConfig:
     nonfinite: Literal["stop", "skip"] = "stop"
     max_consecutive_skips: int = 10
     max_update_ratio: float | None = 1.0
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         require(self.max_consecutive_skips >= 1,
