@@ -1,6 +1,7 @@
 """The MAML family as configurations of the core."""
 
 from mamlkit.algorithms.anil import ANIL
+from mamlkit.algorithms.closure import ClosureMAML, FastModel, FastModels
 from mamlkit.algorithms.fomaml import FOMAML
 from mamlkit.algorithms.imaml import IMAML
 from mamlkit.algorithms.losses import LOSSES, check_targets, resolve_loss
@@ -11,11 +12,14 @@ from mamlkit.algorithms.reptile import Reptile
 
 __all__ = [
     "ANIL",
+    "ClosureMAML",
     "FOMAML",
     "IMAML",
     "LOSSES",
     "MAML",
     "AdaptedModel",
+    "FastModel",
+    "FastModels",
     "MAMLPlusPlus",
     "MetaSGD",
     "Reptile",
