@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mamlkit import MAML
-from mamlkit.evaluation import evaluate, mean_ci95, per_task_scores
+from mamlkit.evaluation import evaluate, mean_ci95, per_task_scores, protocol_tasks
 from mamlkit.evaluation.plots import plot_step_scores
 from mamlkit.models import mlp
 from mamlkit.tasks import BinaryTasks
@@ -32,6 +32,19 @@ def test_scores_over_batches_are_those_of_the_tasks_drawn_one_batch_after_anothe
     assert (got.n_tasks, got.k_shot) == (20, 2)
     assert got.mean == pytest.approx([m for m, _ in want]) and got.ci95 == pytest.approx([c for _, c in want])
     assert [s.metric for s in scores] == ["accuracy", "loss"]
+
+
+def test_protocol_tasks_are_the_tasks_evaluate_scores(learner):
+    tasks = BinaryTasks()
+    batches = list(protocol_tasks(tasks, k_shot=2, n_query=3, n_tasks=20, generator=torch.Generator().manual_seed(3),
+                                  batch_tasks=7))
+    assert [batch.n_tasks for batch in batches] == [7, 7, 6]
+    accuracy = torch.cat([per_task_scores(learner.predictions_per_step(batch, steps=2, inner_lr=0.5), batch.query_y,
+                                          "cross_entropy")["accuracy"] for batch in batches], dim=1)
+    scores = evaluate(learner, tasks, k_shot=2, n_query=3, n_tasks=20, steps=2, inner_lr=0.5,
+                      generator=torch.Generator().manual_seed(3), batch_tasks=7)
+    got = next(s for s in scores if s.metric == "accuracy")
+    assert got.mean == pytest.approx([mean_ci95(step)[0] for step in accuracy])
 
 
 def test_all_tasks_at_once_by_default(learner):

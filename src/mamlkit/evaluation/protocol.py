@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -9,6 +10,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from mamlkit.algorithms import MAML
+from mamlkit.core import TaskBatch
 from mamlkit.evaluation.stats import bootstrap_ci95, diverged, mean_ci95, median
 from mamlkit.tasks import TaskSource
 
@@ -87,14 +89,30 @@ def summarize(metric: str, k_shot: int, values: Tensor, diverged_mask: Tensor) -
         tuple(tuple(step.nonzero().flatten().tolist()) for step in diverged_mask.cpu()))
 
 
+def protocol_tasks(tasks: TaskSource, *, k_shot: int, n_query: int, n_tasks: int, generator: torch.Generator,
+                   split: str = "test", batch_tasks: int | None = None) -> Iterator[TaskBatch]:
+    """The tasks ``evaluate`` scores, ``batch_tasks`` at a time (None: all at once).
+
+    The same generator state and ``batch_tasks`` give the same tasks, so any other method
+    (a baseline without meta-training) can be scored on exactly the tasks of ``mamlkit eval``.
+
+    Yields:
+        TaskBatches of ``batch_tasks`` tasks (the last one may hold fewer), ``n_tasks`` in all.
+    """
+    batch_tasks = n_tasks if batch_tasks is None else batch_tasks
+    for start in range(0, n_tasks, batch_tasks):
+        yield tasks.sample(min(batch_tasks, n_tasks - start), k_shot=k_shot, n_query=n_query, generator=generator,
+                           split=split)
+
+
 def evaluate(learner: MAML, tasks: TaskSource, *, k_shot: int, n_query: int, n_tasks: int, steps: int,
              inner_lr: float | None, generator: torch.Generator, split: str = "test",
              batch_tasks: int | None = None, progress: bool = False) -> list[StepScores]:
     """Score ``learner`` on ``n_tasks`` tasks after 0..``steps`` inner steps.
 
-    Tasks are drawn from ``generator`` ``batch_tasks`` at a time (None: all at once),
-    which bounds memory; the same generator state and ``batch_tasks`` give the same
-    tasks, so two models are compared on identical tasks.
+    Tasks are drawn from ``generator`` ``batch_tasks`` at a time (None: all at once) by
+    ``protocol_tasks``, which bounds memory; the same generator state and ``batch_tasks``
+    give the same tasks, so two models are compared on identical tasks.
 
     Args:
         progress: show a progress bar over tasks on stderr.
@@ -103,12 +121,10 @@ def evaluate(learner: MAML, tasks: TaskSource, *, k_shot: int, n_query: int, n_t
         One ``StepScores`` per metric of ``per_task_scores``, after each of 0..steps inner
         steps; a task counts as diverged by its loss (``loss_metric``).
     """
-    batch_tasks = n_tasks if batch_tasks is None else batch_tasks
     chunks: list[dict[str, Tensor]] = []
     with tqdm(total=n_tasks, disable=not progress, unit="task", dynamic_ncols=True, desc=f"K = {k_shot}") as bar:
-        for start in range(0, n_tasks, batch_tasks):
-            batch = tasks.sample(min(batch_tasks, n_tasks - start), k_shot=k_shot, n_query=n_query,
-                                 generator=generator, split=split)
+        for batch in protocol_tasks(tasks, k_shot=k_shot, n_query=n_query, n_tasks=n_tasks, generator=generator,
+                                    split=split, batch_tasks=batch_tasks):
             predictions = learner.predictions_per_step(batch, steps=steps, inner_lr=inner_lr)
             chunks.append(per_task_scores(predictions, batch.query_y, learner.loss_name))
             bar.update(batch.n_tasks)
