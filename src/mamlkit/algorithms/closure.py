@@ -140,8 +140,8 @@ class ClosureMAML:
         adapting, shared = {}, dict(self.model.named_buffers())
         for name, param in self.model.named_parameters():
             (adapting if name in spec.adapts else shared)[name] = param
-        per_task = per_task_copies(adapting, n_tasks, detach=False)
-        with torch.enable_grad():
+        with torch.enable_grad():  # also under no_grad (predictions only): the inner loop differentiates
+            per_task = per_task_copies(adapting, n_tasks, detach=False)
             if not self._loss_checked:
                 _check_depends_on(task_losses.losses(per_task, shared, None, None), per_task)
                 self._loss_checked = True
