@@ -61,6 +61,15 @@ def conv_bn() -> nn.Module:
     )
 
 
+def conv_bn_tracked() -> nn.Module:
+    """``conv_bn`` with both BatchNorm layers keeping running statistics (MAML++'s BNRS needs them)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4, momentum=0.2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 3 * 3, N_CLASSES),
+    )
+
+
 def gru() -> nn.Module:
     return GRUClassifier()
 

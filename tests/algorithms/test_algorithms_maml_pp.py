@@ -21,18 +21,9 @@ from mamlkit import TaskBatch
 from mamlkit.algorithms import MAML, MAMLPlusPlus, cosine_meta_lr, msl_weights
 from mamlkit.algorithms.losses import LOSSES
 from mamlkit.core import SpecError
-from zoo import batch_for, conv_bn, loss_name_for, meta_train, mlp
+from zoo import batch_for, conv_bn, conv_bn_tracked, loss_name_for, meta_train, mlp
 
 STEPS = 3
-
-
-def conv_bn_tracked() -> nn.Module:
-    """Two conv blocks whose BatchNorm layers both keep running statistics; 5×5 inputs."""
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4, momentum=0.2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(4 * 3 * 3, 3),
-    )
 
 
 BN_LAYERS = {"1": 0.1, "4": 0.2}  # layer -> momentum

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import mamlkit
-from mamlkit.algorithms import ANIL, MAMLPlusPlus, MetaSGD, msl_weights
-from mamlkit.core import outer
-from zoo import batch_for, conv_bn, embedding, loss_name_for, mlp
+from mamlkit.algorithms import ANIL, IMAML, MAMLPlusPlus, MetaSGD, Reptile, msl_weights
+from mamlkit.core import backward, outer
+from zoo import batch_for, conv_bn, conv_bn_tracked, embedding, loss_name_for, mlp
 
 LEARNERS = {
     "maml_stacked_bn": lambda: mamlkit.MAML(conv_bn().double(), inner_lr=0.3, inner_steps=2, loss="cross_entropy"),
@@ -26,6 +26,14 @@ LEARNERS = {
     "meta_sgd": lambda: MetaSGD(mlp().double(), inner_lr=0.3, inner_steps=2),
     "maml_pp_msl_bnwb": lambda: MAMLPlusPlus(conv_bn().double(), inner_lr=0.3, inner_steps=3, loss="cross_entropy",
                                              step_weights=msl_weights(3, 0, 10), bnwb=True),
+    "maml_pp_bnrs": lambda: MAMLPlusPlus(conv_bn_tracked().double(), inner_lr=0.3, inner_steps=2,
+                                         loss="cross_entropy", bnrs=True),
+}
+
+NO_META_LOSS = {  # algorithms whose meta-gradient is not the gradient of a loss: whole query batch = reference
+    "imaml": lambda: IMAML(conv_bn().double(), inner_lr=0.3, inner_steps=2, lam=2.0, cg_steps=3,
+                           loss="cross_entropy"),
+    "reptile": lambda: Reptile(conv_bn().double(), inner_lr=0.3, inner_steps=2, loss="cross_entropy"),
 }
 
 
@@ -61,9 +69,30 @@ def test_query_sub_batches_give_the_whole_batch_meta_gradient(name, generator, m
         return real_query_losses(task_model, trajectory, shared, query_x, query_y, spec)
 
     monkeypatch.setattr(outer, "QUERY_CHUNK_INPUT_ELEMENTS", 1)
-    monkeypatch.setattr(outer, "query_losses", spying_query_losses)
+    monkeypatch.setattr(backward, "query_losses", spying_query_losses)
     sub_batched, loss = meta_gradient(learner, batch, lambda learner, batch: learner.meta_backward(batch))
     assert sub_batch_tasks and set(sub_batch_tasks) == {1}  # the path under test ran, one task at a time
+    torch.testing.assert_close(sub_batched, whole, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(loss, whole_loss)
+
+
+@pytest.mark.parametrize("name", NO_META_LOSS)
+def test_query_sub_batches_leave_implicit_and_reptile_updates_unchanged(name, generator, monkeypatch):
+    batch = mamlkit.TaskBatch(*batch_for(conv_bn, generator))
+    learner = NO_META_LOSS[name]()
+    whole, whole_loss = meta_gradient(learner, batch, lambda learner, batch: learner.meta_backward(batch))
+    sub_batch_tasks = []
+    real_losses = backward.TaskModel.losses
+
+    def spying_losses(task_model, per_task, shared, x, y):
+        if x is not None and x.shape[1] == batch.query_x.shape[1] and x.shape[0] < batch.n_tasks:
+            sub_batch_tasks.append(x.shape[0])
+        return real_losses(task_model, per_task, shared, x, y)
+
+    monkeypatch.setattr(outer, "QUERY_CHUNK_INPUT_ELEMENTS", 1)
+    monkeypatch.setattr(backward.TaskModel, "losses", spying_losses)
+    sub_batched, loss = meta_gradient(learner, batch, lambda learner, batch: learner.meta_backward(batch))
+    assert sub_batch_tasks and set(sub_batch_tasks) == {1}  # the query sets ran one task at a time
     torch.testing.assert_close(sub_batched, whole, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(loss, whole_loss)
 

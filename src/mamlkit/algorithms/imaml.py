@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from mamlkit.algorithms.maml import MAML
-from mamlkit.core import SpecError, TaskBatch, adapt, per_task_copies
-from mamlkit.core.outer import task_chunks
-from mamlkit.core.solvers import Vectors, conjugate_gradient
+from mamlkit.core import ChunkRule, Implicit, SpecError, TaskBatch
 
 
 class IMAML(MAML):
@@ -71,45 +68,6 @@ class IMAML(MAML):
         raise SpecError("iMAML's meta-gradient is implicit, not the autograd gradient of a loss: "
                         "call meta_backward(batch), which writes it into .grad")
 
-    def meta_backward(self, batch: TaskBatch) -> Tensor:
-        """Accumulate the implicit meta-gradient mean_i (I + Hᵢ/λ)⁻¹ ∇L(φᵢ*, Dqᵢ) into ``.grad``.
-
-        Returns:
-            The mean query loss at φ* (detached).
-        """
-        batch = self._prepare(batch)
-        adapting, shared = self._tensors()
-        task_model = self._task_model(batch, adapting, shared)
-        names = list(adapting)
-        total = batch.support_x.new_zeros(())
-        for chunk in task_chunks(batch, self.chunk_size):
-            per_task = per_task_copies(adapting, chunk.n_tasks, detach=True)
-            with torch.enable_grad():
-                adapted = adapt(task_model, per_task, shared, chunk.support_x, chunk.support_y, self.spec)[-1]
-                phi = {name: adapted[name].detach().requires_grad_(True) for name in names}
-                query = task_model.losses(phi, shared, chunk.query_x, chunk.query_y)
-                query_grads = list(torch.autograd.grad(query.sum(), list(phi.values()), allow_unused=True,
-                                                       materialize_grads=True))
-                support = task_model.losses(phi, shared, chunk.support_x, chunk.support_y)
-                support_grads = torch.autograd.grad(support.sum(), list(phi.values()), create_graph=True,
-                                                    allow_unused=True, materialize_grads=True)
-                solution = conjugate_gradient(
-                    lambda v: self._regularised_hvp(support_grads, list(phi.values()), v), query_grads, self.cg_steps)
-            with torch.no_grad():
-                for name, v in zip(names, solution):
-                    contribution = v.sum(dim=0) / batch.n_tasks
-                    param = adapting[name]
-                    param.grad = contribution if param.grad is None else param.grad + contribution
-                total = total + query.detach().sum()
-        return total / batch.n_tasks
-
-    def _regularised_hvp(self, support_grads: Sequence[Tensor], phi: Vectors, v: Vectors) -> Vectors:
-        """(I + H/λ) v per task, H the Hessian of each task's support loss at φ*."""
-        live = [i for i, g in enumerate(support_grads) if g.requires_grad]
-        hv = [torch.zeros_like(t) for t in v]
-        if live:
-            products = torch.autograd.grad([support_grads[i] for i in live], [phi[i] for i in range(len(phi))],
-                                           grad_outputs=[v[i] for i in live], retain_graph=True,
-                                           allow_unused=True, materialize_grads=True)
-            hv = list(products)
-        return [vi + hvi / self.lam for vi, hvi in zip(v, hv)]
+    def chunk_rule(self) -> ChunkRule:
+        """The implicit meta-gradient: ``Implicit(lam, cg_steps)``."""
+        return Implicit(self.lam, self.cg_steps)

@@ -21,6 +21,7 @@ from mamlkit.core import (
     BatchNormIn,
     BatchNormMode,
     BatchNormModeError,
+    ChunkRule,
     InnerLR,
     InnerSpec,
     Params,
@@ -28,6 +29,7 @@ from mamlkit.core import (
     TaskBatch,
     TaskBatchError,
     TaskModel,
+    ThroughInnerLoop,
     Vectorize,
     check_task_batch,
     is_vmap_limitation,
@@ -142,10 +144,18 @@ class MAML:
     def meta_backward(self, batch: TaskBatch) -> Tensor:
         """``meta_loss(batch).backward()`` in chunks of ``chunk_size`` tasks; returns the
         detached meta-loss. Gradients accumulate into the ``.grad`` of ``meta_parameters()``."""
+        return self._backward_with(batch, self.chunk_rule())
+
+    def chunk_rule(self) -> ChunkRule:
+        """How a chunk of tasks adds to the meta-gradient (MAML: autograd through the inner loop)."""
+        return ThroughInnerLoop()
+
+    def _backward_with(self, batch: TaskBatch, rule: ChunkRule) -> Tensor:
+        """``core.meta_backward`` of ``batch`` under ``rule``, at the current ``training_spec()``."""
         batch = self._prepare(batch)
         adapting, shared = self._tensors()
         return meta_backward(self._task_model(batch, adapting, shared), adapting, shared, batch,
-                             self.training_spec(), chunk_size=self.chunk_size)
+                             self.training_spec(), chunk_size=self.chunk_size, rule=rule)
 
     @property
     def learns_inner_lr(self) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import partial
 from typing import Any
 
 import torch
@@ -34,13 +35,11 @@ from mamlkit.core import (
     Params,
     SpecError,
     TaskBatch,
-    adapt,
+    TaskModel,
+    ThroughInnerLoop,
     batch_norm_statistics,
-    per_task_copies,
-    query_losses,
     shared_at,
 )
-from mamlkit.core.outer import task_chunks
 
 MSL_FLOOR = 0.03
 """Non-final MSL weights never fall below MSL_FLOOR / steps while annealing (the paper's code)."""
@@ -220,26 +219,8 @@ class MAMLPlusPlus(MAML):
         statistics from each state's support-set batch statistics, averaged over the tasks."""
         if not self.bnrs:
             return super().meta_backward(batch)
-        batch = self._prepare(batch)
-        adapting, shared = self._tensors()
-        task_model = self._task_model(batch, adapting, shared)
-        spec = self.training_spec()
-        total = batch.support_x.new_zeros(())
         sums: dict[tuple[int, str], Tensor] = {}
-        for chunk in task_chunks(batch, self.chunk_size):
-            per_task = per_task_copies(adapting, chunk.n_tasks, detach=False)
-            trajectory = adapt(task_model, per_task, shared, chunk.support_x, chunk.support_y, spec)
-            chunk_sum = query_losses(task_model, trajectory, shared, chunk.query_x, chunk.query_y, spec).sum()
-            (chunk_sum / batch.n_tasks).backward()
-            total = total + chunk_sum.detach()
-            with torch.no_grad():
-                for state, params in enumerate([per_task, *trajectory]):
-                    statistics = batch_norm_statistics(
-                        task_model.module, {k: v.detach() for k, v in params.items()},
-                        shared_at(spec, shared, state), chunk.support_x, loop=task_model.vectorize == "loop")
-                    for name, value in statistics.items():
-                        key = (state, name)
-                        sums[key] = sums[key] + value * chunk.n_tasks if key in sums else value * chunk.n_tasks
+        loss = self._backward_with(batch, ThroughInnerLoop(observe=partial(_add_state_statistics, sums)))
         with torch.no_grad():
             for layer, (running_mean, running_var, momentum) in self.bnrs_buffers.items():
                 for state in range(self.spec.steps + 1):
@@ -247,7 +228,7 @@ class MAMLPlusPlus(MAML):
                         key = (state, f"{layer}.{kind}")
                         if key in sums:
                             running[state].mul_(1 - momentum).add_(sums[key] / batch.n_tasks, alpha=momentum)
-        return total / batch.n_tasks
+        return loss
 
     # -- evaluation ------------------------------------------------------------------------
     @property
@@ -289,3 +270,16 @@ class MAMLPlusPlus(MAML):
                     tensors[f"{layer}.running_var"] = running_var[index]
             states.append(tensors)
         return tuple(states)
+
+
+def _add_state_statistics(sums: dict[tuple[int, str], Tensor], task_model: TaskModel, shared: Params,
+                          spec: InnerSpec, chunk: TaskBatch, states: list[Params]) -> None:
+    """Add n_tasks × each state's support-set BatchNorm statistics (mean over the chunk's tasks)
+    to ``sums[(state, "<layer>.running_mean" / "<layer>.running_var")]``."""
+    with torch.no_grad():
+        for state, params in enumerate(states):
+            statistics = batch_norm_statistics(task_model.module, params, shared_at(spec, shared, state),
+                                               chunk.support_x, loop=task_model.vectorize == "loop")
+            for name, value in statistics.items():
+                key = (state, name)
+                sums[key] = sums[key] + value * chunk.n_tasks if key in sums else value * chunk.n_tasks

@@ -15,8 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from mamlkit.algorithms.maml import MAML
-from mamlkit.core import INNER_OPTIMIZERS, SpecError, TaskBatch, adapt, per_task_copies
-from mamlkit.core.outer import task_chunks
+from mamlkit.core import INNER_OPTIMIZERS, ChunkRule, ReptileDirection, SpecError, TaskBatch
 
 OUTER_OPTIMIZERS = ("sgd", "adam")
 
@@ -82,27 +81,9 @@ class Reptile(MAML):
         raise SpecError("Reptile has no differentiable meta-loss: its update is not the gradient of a loss. "
                         "Call meta_backward(batch), which writes the update direction into .grad")
 
-    def meta_backward(self, batch: TaskBatch) -> Tensor:
-        """Accumulate θ − (1/n) Σᵢ θ'ᵢ into ``.grad`` of the adapting parameters.
-
-        Returns:
-            The mean query loss of the adapted parameters (detached, for monitoring).
-        """
-        batch = self._prepare(batch)
-        adapting, shared = self._tensors()
-        task_model = self._task_model(batch, adapting, shared)
-        total = batch.support_x.new_zeros(())
-        for chunk in task_chunks(batch, self.chunk_size):
-            per_task = per_task_copies(adapting, chunk.n_tasks, detach=True)
-            with torch.enable_grad():
-                adapted = adapt(task_model, per_task, shared, chunk.support_x, chunk.support_y, self.spec)[-1]
-            with torch.no_grad():
-                for name, param in adapting.items():
-                    direction = (param.unsqueeze(0) - adapted[name]).sum(dim=0) / batch.n_tasks
-                    param.grad = direction if param.grad is None else param.grad + direction
-                final = {name: value.detach() for name, value in adapted.items()}
-                total = total + task_model.losses(final, shared, chunk.query_x, chunk.query_y).sum()
-        return total / batch.n_tasks
+    def chunk_rule(self) -> ChunkRule:
+        """Reptile's direction θ − mean(θ'ᵢ): ``ReptileDirection()``."""
+        return ReptileDirection()
 
     def meta_optimizer(self, lr: float) -> torch.optim.Optimizer:
         """``SGD(lr=ε)`` (θ ← θ + ε·mean(θ'ᵢ − θ)) or Adam, per ``outer_optimizer``."""

@@ -12,7 +12,8 @@ from mamlkit.core.batch_norm import (
 )
 from mamlkit.core.functional import TaskModel, Vectorize, is_vmap_limitation, per_task_copies
 from mamlkit.core.inner import adapt
-from mamlkit.core.outer import meta_backward, meta_loss, predictions_per_step, query_losses, task_meta_losses
+from mamlkit.core.backward import ChunkRule, Implicit, ReptileDirection, ThroughInnerLoop, meta_backward
+from mamlkit.core.outer import meta_loss, predictions_per_step, query_losses, task_meta_losses
 from mamlkit.core.solvers import conjugate_gradient
 from mamlkit.core.stacked import stacked_forward, supports_stacked
 from mamlkit.core.spec import INNER_OPTIMIZERS, InnerLR, InnerOptimizer, InnerSpec, SpecError, shared_at, step_size
@@ -23,16 +24,20 @@ __all__ = [
     "BatchNormIn",
     "BatchNormMode",
     "BatchNormModeError",
+    "ChunkRule",
     "INNER_OPTIMIZERS",
+    "Implicit",
     "InnerLR",
     "InnerOptimizer",
     "InnerSpec",
     "LossFn",
     "Params",
+    "ReptileDirection",
     "SpecError",
     "TaskBatch",
     "TaskBatchError",
     "TaskModel",
+    "ThroughInnerLoop",
     "Vectorize",
     "adapt",
     "batch_norm_statistics",

@@ -73,95 +73,12 @@ def meta_loss(
     """The meta-objective: the mean over tasks of the adapted query losses (a scalar).
 
     ``chunk_size`` tasks (``None``: ``default_chunk_size``) are mapped over at a time; all
-    chunks' graphs stay alive until the caller's backward. To bound memory, use ``meta_backward``.
+    chunks' graphs stay alive until the caller's backward. To bound memory, use
+    ``mamlkit.core.backward.meta_backward``.
     """
     losses = [task_meta_losses(task_model, adapting, shared, chunk, spec)
               for chunk in task_chunks(batch, chunk_size)]
     return torch.cat(losses).mean()
-
-
-def meta_backward(
-    task_model: TaskModel, adapting: Params, shared: Params, batch: TaskBatch, spec: InnerSpec,
-    *, chunk_size: int | None = None,
-) -> Tensor:
-    """Accumulate the meta-gradient into ``.grad`` of the leaf tensors; return the meta-loss.
-
-    Equal to ``meta_loss(...).backward()``, but each chunk of ``chunk_size`` tasks is
-    back-propagated and freed before the next one, and within a chunk the query sets run a
-    few tasks at a time (``query_chunk_size``, see ``_query_backward``), so peak memory is
-    that of one chunk's inner loop and one query sub-batch.
-
-    Returns:
-        The meta-loss, a detached scalar.
-    """
-    total = batch.support_x.new_zeros(())
-    for chunk in task_chunks(batch, chunk_size):
-        chunk, trajectory = _adapted(task_model, adapting, shared, chunk, spec)
-        total = total + _query_backward(task_model, trajectory, shared, chunk, spec, scale=1 / batch.n_tasks)
-    return total / batch.n_tasks
-
-
-def _query_backward(task_model: TaskModel, trajectory: list[Params], shared: Params, chunk: TaskBatch,
-                    spec: InnerSpec, scale: float) -> Tensor:
-    """Back-propagate ``scale`` · Σᵢ (query loss of task i) through the queries and the inner loop.
-
-    With more tasks than ``query_chunk_size``, the query sets run that many tasks at a time:
-    each sub-batch's graph is built, differentiated down to the tensors it reads (the adapted
-    parameters, the shared tensors, embedded inputs) and freed; their gradients, gathered, then
-    go through the inner loop's graph in one backward pass. The same arithmetic as one
-    backward pass of the whole sum, but the query graphs, usually the largest, never coexist.
-
-    Returns:
-        Σᵢ query loss of the chunk's tasks, detached.
-    """
-    per_sub_batch = query_chunk_size(chunk)
-    if per_sub_batch >= chunk.n_tasks:
-        losses = query_losses(task_model, trajectory, shared, chunk.query_x, chunk.query_y, spec).sum()
-        (losses * scale).backward()
-        return losses.detach()
-    # the tensors the query losses read: with a task axis (sliced per sub-batch) and without
-    tasked = {("adapted", step, name): t for step, params in enumerate(trajectory) for name, t in params.items()}
-    tasked["query_x",] = chunk.query_x
-    untasked = {("shared", name): t for name, t in shared.items()}
-    for step, params in enumerate(spec.per_step_shared or ()):
-        untasked.update({("per_step", step, name): t for name, t in params.items()})
-    untasked_leaves = {key: _leaf(t) for key, t in untasked.items()}
-    cut_shared = {name: untasked_leaves["shared", name] for name in shared}
-    cut_spec = spec if spec.per_step_shared is None else replace(spec, per_step_shared=tuple(
-        {name: untasked_leaves["per_step", step, name] for name in params}
-        for step, params in enumerate(spec.per_step_shared)))
-    task_grads: dict[tuple, list[Tensor]] = {}  # one part per sub-batch, concatenated at the end
-    shared_grads: dict[tuple, Tensor] = {}  # summed over the sub-batches as they come
-    total = chunk.query_x.new_zeros(())
-    for start in range(0, chunk.n_tasks, per_sub_batch):
-        stop = min(start + per_sub_batch, chunk.n_tasks)
-        leaves = {key: _leaf(t[start:stop]) for key, t in tasked.items()}
-        sub_trajectory = [{name: leaves["adapted", step, name] for name in params}
-                          for step, params in enumerate(trajectory)]
-        losses = query_losses(task_model, sub_trajectory, cut_shared, leaves["query_x",], chunk.query_y[start:stop],
-                              cut_spec).sum()
-        leaves.update(untasked_leaves)
-        differentiable = {key: leaf for key, leaf in leaves.items() if leaf.requires_grad}
-        # unused tensors get no gradient (None), as in one backward pass: an optimizer skips them
-        for key, grad in zip(differentiable, torch.autograd.grad(losses * scale, tuple(differentiable.values()),
-                                                                 allow_unused=True)):
-            if grad is None:
-                continue
-            if key in tasked:
-                task_grads.setdefault(key, []).append(grad)
-            else:
-                shared_grads[key] = shared_grads[key] + grad if key in shared_grads else grad
-        total = total + losses.detach()
-    outputs = [tasked[key] for key in task_grads] + [untasked[key] for key in shared_grads]
-    output_grads = [torch.cat(parts) for parts in task_grads.values()] + list(shared_grads.values())
-    if outputs:
-        torch.autograd.backward(outputs, output_grads)
-    return total
-
-
-def _leaf(tensor: Tensor) -> Tensor:
-    """``tensor`` cut from its graph; a leaf that requires grad if ``tensor`` does."""
-    return tensor.detach().requires_grad_(tensor.requires_grad)
 
 
 CHUNK_INPUT_ELEMENTS = 2**14
@@ -172,7 +89,7 @@ per-task convolution kernels grows by about 12 MB per 5-way 1-shot Omniglot task
 per chunk gain little speed (``benchmarks/conv4_iteration.py --chunk``, docs/benchmarks.md)."""
 
 QUERY_CHUNK_INPUT_ELEMENTS = 2**16
-"""``meta_backward`` runs the query sets as many tasks at a time as keep their inputs under this
+"""``meta_backward`` (``mamlkit.core.backward``) runs the query sets as many tasks at a time as keep their inputs under this
 many elements (at least one): one Omniglot task with 75 queries, a whole sinusoid meta-batch."""
 
 
