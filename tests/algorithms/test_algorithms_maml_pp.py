@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 from torch.func import functional_call
 
 from family_reference import (  # one_thread: an autouse fixture
