@@ -11,6 +11,7 @@ from mamlkit.evaluation import evaluate, write_report
 from mamlkit.training.build import build_task_source
 from mamlkit.run.metrics import read_metrics
 from mamlkit.run.seeding import generator_for
+from mamlkit.run.tensorboard import require_tensorboard, tensorboard_folder, write_eval_results
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return rl_command.evaluate(args)
     trained = load_trained(args.run_dir, args.overrides, args.checkpoint)
     config, learner, files = trained.config, trained.learner, trained.files
+    if config.train.tensorboard:
+        require_tensorboard()
     tasks = build_task_source(config)
     settings = config.eval
     inner_lr = trained.eval_inner_lr
@@ -66,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
                            k_shot=min(settings.k_shots),
                            steps=sorted({1, settings.steps}), inner_lr=inner_lr,
                            generator=generator_for(settings.seed, "plot"))
+    written = [out / "results.json", out / "results.md", *figures]
+    if config.train.tensorboard:  # the mean after each inner step, and the figures
+        written.append(tensorboard_folder(files.root, "eval"))
+        write_eval_results(written[-1], {f"eval/{s.metric}/{s.k_shot}_shot": s.mean for s in scores}, figures)
     print((out / "results.md").read_text())
-    print("written: " + ", ".join(str(path) for path in [out / "results.json", out / "results.md", *figures]))
+    print("written: " + ", ".join(str(path) for path in written))
     return 0

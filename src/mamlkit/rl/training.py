@@ -60,7 +60,8 @@ def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bo
                           saved_at=int(checkpoint["iteration"]))
     settings = config.train
     return run_iterations(_RLIterations(learner, config, files), LoopSettings(
-        settings.iterations, settings.val_every, settings.checkpoint_every, settings.max_minutes, settings.progress),
+        settings.iterations, settings.val_every, settings.checkpoint_every, settings.max_minutes, settings.progress,
+        settings.tensorboard),
         files, state, resumed=resume, name=config.name, note=note, report=report, on_start=on_start)
 
 

@@ -18,6 +18,7 @@ from mamlkit.run.checkpoint import save_checkpoint
 from mamlkit.run.metrics import MetricsLog, truncate_metrics
 from mamlkit.run.run_folder import RunFiles
 from mamlkit.run.signals import Interrupted, deferred_stop_signals
+from mamlkit.run.tensorboard import TensorBoardLog, require_tensorboard, tensorboard_folder
 
 
 class TrainingError(RuntimeError):
@@ -27,13 +28,15 @@ class TrainingError(RuntimeError):
 @dataclass(frozen=True)
 class LoopSettings:
     """The skeleton's part of a ``train`` config section (iterations, validation and
-    checkpoint intervals in iterations, the wall-clock budget in minutes, the bar)."""
+    checkpoint intervals in iterations, the wall-clock budget in minutes, the bar, and
+    whether the records also go to TensorBoard)."""
 
     iterations: int
     val_every: int
     checkpoint_every: int
     max_minutes: float | None
     progress: bool
+    tensorboard: bool = False
 
 
 @dataclass
@@ -86,7 +89,9 @@ def run_iterations(trainer: Iterations, settings: LoopSettings, files: RunFiles,
     the one it replaces kept as ``last.prev.pt``. With ``max_minutes``, the iteration that
     ends past the budget is the last (``out_of_time``). SIGINT and SIGTERM are acted on
     at iteration boundaries only: the iteration under way finishes whole, ``last.pt`` is
-    written, and ``Interrupted`` is raised.
+    written, and ``Interrupted`` is raised. With ``settings.tensorboard`` the records are
+    mirrored to ``<run>/tensorboard/train`` (``mamlkit.run.tensorboard``; on resume, its
+    events after ``state.iteration`` are hidden, as the records are dropped).
 
     Args:
         state: where the run stands (restored by the trainer on resume).
@@ -104,8 +109,12 @@ def run_iterations(trainer: Iterations, settings: LoopSettings, files: RunFiles,
         Interrupted: a stop signal arrived; ``last.pt`` holds the last whole iteration.
         TrainingError: raised by ``trainer.step``.
         CheckpointError: a checkpoint cannot be written.
+        ConfigError: ``settings.tensorboard`` without the ``tensorboard`` extra (raised
+            before ``on_start``).
     """
     if main:
+        if settings.tensorboard:
+            require_tensorboard()
         if on_start is not None:
             on_start()
         if resumed:
@@ -114,7 +123,9 @@ def run_iterations(trainer: Iterations, settings: LoopSettings, files: RunFiles,
             remove_temporaries(files.last)
             remove_temporaries(files.best)
             truncate_metrics(files.metrics, state.iteration)
-    log = MetricsLog(files.metrics) if main else None
+    mirrors = [TensorBoardLog(tensorboard_folder(files.root, "train"), resumed_at=state.iteration if resumed else None)
+               ] if main and settings.tensorboard else []
+    log = MetricsLog(files.metrics, mirrors=mirrors) if main else None
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not (settings.progress and main),
                unit="it", dynamic_ncols=True, desc=name)
     deadline = None if settings.max_minutes is None else time.monotonic() + 60 * settings.max_minutes

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Protocol, Sequence
 
 from mamlkit.run.atomic import write_atomically
 from mamlkit.run.run_folder import RunDirError
 
 
-class MetricsLog:
-    """Appends records to a JSONL file, each flushed as it is written."""
+class RecordMirror(Protocol):
+    """Another place the records go (e.g. ``mamlkit.run.tensorboard.TensorBoardLog``)."""
 
-    def __init__(self, path: Path) -> None:
+    def write(self, record: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MetricsLog:
+    """Appends records to a JSONL file, each flushed as it is written, and hands each to
+    ``mirrors`` after it."""
+
+    def __init__(self, path: Path, *, mirrors: Sequence[RecordMirror] = ()) -> None:
         """Open ``path`` for appending.
 
         Raises:
             RunDirError: it cannot be opened (e.g. a folder stands in its place).
         """
         self.path = path
+        self.mirrors = tuple(mirrors)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("a")
@@ -30,9 +40,13 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        for mirror in self.mirrors:
+            mirror.write(record)
 
     def close(self) -> None:
         self._file.close()
+        for mirror in self.mirrors:
+            mirror.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

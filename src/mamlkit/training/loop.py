@@ -16,7 +16,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -30,7 +30,7 @@ from mamlkit.training.config import Config, TrainConfig, config_to_data
 from mamlkit.training.distributed import SINGLE, Ranks
 from mamlkit.training.learners import restore_learner
 
-__all__ = ["TrainState", "train", "validation_loss"]
+__all__ = ["TrainState", "learned_step_sizes", "train", "validation_loss"]
 
 
 @dataclass
@@ -81,7 +81,7 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
     ranks.check_same(learner.meta_parameters(), "meta-parameters at the start")
     iterations = _SupervisedIterations(learner, tasks, config, files, optimizer, ranks)
     run_iterations(iterations, LoopSettings(settings.iterations, settings.val_every, settings.checkpoint_every,
-                                            settings.max_minutes, settings.progress),
+                                            settings.max_minutes, settings.progress, settings.tensorboard),
                    files, state, resumed=resume, name=config.name, note=note, report=report, on_start=on_start,
                    main=ranks.is_main, agree=ranks.any)
     ranks.check_same(learner.meta_parameters(), "meta-parameters at the end")
@@ -143,7 +143,7 @@ class _SupervisedIterations:
                        / (time.perf_counter() - self.window_start))
         self.window_start, self.window_iterations = time.perf_counter(), 0
         return [{"iteration": done, "meta_loss": self.meta_loss, "grad_norm": self.grad_norm,
-                 "tasks_per_s": tasks_per_s}]
+                 "tasks_per_s": tasks_per_s, **learned_step_sizes(self.learner)}]
 
     def postfix(self, records: list[dict[str, Any]]) -> dict[str, str]:
         record = records[-1]
@@ -226,6 +226,21 @@ def validation_loss(learner: MAML, batch) -> float:
     query_y = batch.query_y.to(predictions.device)
     losses = [learner.loss(p, y) for p, y in zip(predictions, query_y)]
     return torch.stack(losses).mean().item()
+
+
+def learned_step_sizes(learner: MAML) -> dict[str, float]:
+    """The meta-learned inner step sizes, as metrics records hold them: Meta-SGD's mean over
+    each parameter's elements under ``"inner_lr/<parameter>"``, MAML++ LSLR's per step under
+    ``"inner_lr/step_<s>/<parameter>"`` (s = 1, 2, ...); none where the step size is fixed."""
+    if not learner.learns_inner_lr:
+        return {}
+    inner_lr = learner.training_spec().inner_lr
+    if isinstance(inner_lr, Mapping):  # one tensor per parameter, for every step
+        named = {f"inner_lr/{name}": lr for name, lr in inner_lr.items()}
+    else:  # one dict per step
+        named = {f"inner_lr/step_{step}/{name}": lr for step, lrs in enumerate(inner_lr, 1) for name, lr in lrs.items()}
+    means = torch.stack([torch.as_tensor(lr).detach().double().mean() for lr in named.values()]).tolist()
+    return dict(zip(named, means))
 
 
 def _grad_norm(learner: MAML) -> float:
