@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(task, ImageClassificationTaskConfig):
         raise RunDirError(f"{args.run_dir} was meta-trained on {task.kind} tasks; mamlkit adapt needs a run "
                           "trained on image classification (e.g. the omniglot_5w1s preset)")
-    preprocessing = _run_preprocessing(trained)
+    preprocessing = run_preprocessing(trained)
     problems = [_load_problem(support, query, out, preprocessing, task.n_way, resize=args.resize, invert=args.invert)
                 for support, query, out in problems_folders]
     steps = trained.config.eval.steps if args.steps is None else args.steps
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_preprocessing(trained: TrainedRun) -> ImagePreprocessing:
+def run_preprocessing(trained: TrainedRun) -> ImagePreprocessing:
     """How the run's training images were prepared: ``RUN_DIR/preprocessing.json`` where
     training wrote one, else derived from the run's task config (runs made before it).
 

@@ -7,6 +7,7 @@ from mamlkit.data import DataError
 from mamlkit.run import CheckpointError, ConfigError, RunDirError, TrainingError
 from mamlkit.tasks import SamplerError
 from mamlkit.training.distributed import DistributedError, launch_rank
+from mamlkit.training.export import ExportError
 
 
 class AdaptInputError(ValueError):
@@ -15,7 +16,7 @@ class AdaptInputError(ValueError):
 
 
 USER_ERRORS = (AdaptInputError, BatchNormModeError, CheckpointError, ConfigError, DataError, DistributedError,
-               RunDirError, SamplerError, SpecError, TaskBatchError, TrainingError)
+               ExportError, RunDirError, SamplerError, SpecError, TaskBatchError, TrainingError)
 
 
 def print_problem(message: object, *, kind: str = "error") -> None:

@@ -8,20 +8,21 @@ import sys
 from typing import Sequence
 
 import mamlkit
-from mamlkit.cli import adapt_command, data_command, evaluate_command, train_command
+from mamlkit.cli import adapt_command, data_command, evaluate_command, export_command, train_command
 from mamlkit.cli.errors import USER_ERRORS, print_problem
 from mamlkit.training.distributed import LostRankError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mamlkit", description="Model-Agnostic Meta-Learning for PyTorch: meta-train, evaluate, adapt.")
+        prog="mamlkit", description="Model-Agnostic Meta-Learning for PyTorch: meta-train, evaluate, adapt, export.")
     parser.add_argument("--version", action="version", version=f"mamlkit {mamlkit.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train_command.add_parser(commands)
     evaluate_command.add_parser(commands)
     adapt_command.add_parser(commands)
     data_command.add_parser(commands)
+    export_command.add_parser(commands)
     return parser
 
 
