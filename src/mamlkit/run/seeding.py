@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-STREAMS = {"train": 0, "val": 1, "test": 2, "plot": 3, "cactus": 4}
+STREAMS = {"train": 0, "val": 1, "test": 2, "plot": 3, "cactus": 4, "learner": 5}
 
 
 def generator_for(seed: int, stream: str, index: int = 0) -> torch.Generator:
