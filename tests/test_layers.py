@@ -21,6 +21,7 @@ ALLOWED = {
     "rl": {"rl", "run", "core", "models", "evaluation"},  # a sibling of training/, over run/
     "cli": {"cli", "run", "training", "evaluation", "algorithms", "tasks", "models", "core", "data", "rl", "configs"},
     "configs": set(),
+    "integrations": {"integrations", "algorithms", "core"},  # other libraries' models (hf extra); imported by none
 }
 
 
