@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from family_reference import one_thread  # noqa: F401 - autouse fixture
-from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
+from mamlkit.algorithms import ANIL, CAVIA, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
 from mamlkit.run import ConfigError
 from mamlkit.training import load_config
 from mamlkit.training.algorithm_config import ALGORITHMS
@@ -15,7 +15,7 @@ from mamlkit.training.config import config_from_data, config_to_data
 from mamlkit.training.learners import build_learner
 
 CLASSES = {"maml": MAML, "fomaml": FOMAML, "meta_sgd": MetaSGD, "anil": ANIL, "maml_pp": MAMLPlusPlus,
-           "reptile": Reptile, "imaml": IMAML}
+           "reptile": Reptile, "imaml": IMAML, "cavia": CAVIA}
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))
@@ -31,6 +31,7 @@ def test_every_algorithm_has_a_sinusoid_preset_that_builds_its_learner(name):
 
 
 def test_options_reach_the_learners():
+    assert _learner("sinusoid_cavia", "algorithm.cavia.context_size=7").model.context.shape == (7,)
     learner = _learner("sinusoid", "algorithm.name=maml_pp", "algorithm.inner_steps=3", "algorithm.maml_pp.msl=true",
                        "algorithm.maml_pp.msl_iterations=7", "algorithm.maml_pp.da=true",
                        "algorithm.maml_pp.da_iterations=9", "algorithm.maml_pp.lslr=true", "algorithm.maml_pp.ca=true",

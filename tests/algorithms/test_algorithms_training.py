@@ -27,6 +27,7 @@ SHORT_RUNS = {  # preset -> overrides for a run of a few seconds
     "sinusoid_maml_pp": ["train.iterations=200", "train.meta_lr=0.003", "algorithm.inner_steps=3",
                          "algorithm.maml_pp.msl_iterations=20", "algorithm.maml_pp.da_iterations=60"],
     "sinusoid_reptile": ["train.iterations=300", "train.meta_lr=0.3"],
+    "sinusoid_cavia": ["train.iterations=300", "train.meta_lr=0.003"],
     "sinusoid_imaml": ["train.iterations=150", "train.meta_lr=0.003", "algorithm.inner_steps=5",
                        "algorithm.inner_lr=0.01", "algorithm.imaml.cg_steps=3"],
 }
@@ -82,7 +83,8 @@ class InterruptedTasks:
     ("sinusoid_maml_pp", ["algorithm.inner_steps=2", "algorithm.maml_pp.msl_iterations=15",
                           "algorithm.maml_pp.da_iterations=25"]),
     ("sinusoid_reptile", ["algorithm.inner_steps=2"]),
-], ids=["meta_sgd", "maml_pp", "reptile"])
+    ("sinusoid_cavia", ["algorithm.inner_steps=2"]),
+], ids=["meta_sgd", "maml_pp", "reptile", "cavia"])
 def test_resume_after_an_interruption_ends_bit_identical_with_the_learner_state(preset, overrides, tmp_path):
     """MAML++'s schedules (MSL, DA, CA) run over the whole 40 iterations, interrupted or not."""
     config = short_config(preset, *overrides, "train.val_every=10", "train.checkpoint_every=10",
@@ -98,7 +100,7 @@ def test_resume_after_an_interruption_ends_bit_identical_with_the_learner_state(
     for name, tensor in whole.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
     whole_state, resumed_state = whole.state_dict(), resumed.state_dict()
-    assert sorted(whole_state) == sorted(resumed_state) and (bool(whole_state) or preset == "sinusoid_reptile")
+    assert sorted(whole_state) == sorted(resumed_state) and (bool(whole_state) or preset in ("sinusoid_reptile", "sinusoid_cavia"))
     for name, tensor in whole_state.items():
         assert torch.equal(tensor, resumed_state[name]), name
     fresh = restore_learner(build_learner(config, build_model(config), task_loss(config)), checkpoint,

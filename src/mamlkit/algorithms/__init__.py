@@ -1,6 +1,7 @@
 """The MAML family as configurations of the core."""
 
 from mamlkit.algorithms.anil import ANIL
+from mamlkit.algorithms.cavia import CAVIA, ContextConditioned
 from mamlkit.algorithms.closure import ClosureMAML, FastModel, FastModels
 from mamlkit.algorithms.fomaml import FOMAML
 from mamlkit.algorithms.imaml import IMAML
@@ -12,7 +13,9 @@ from mamlkit.algorithms.reptile import Reptile
 
 __all__ = [
     "ANIL",
+    "CAVIA",
     "ClosureMAML",
+    "ContextConditioned",
     "FOMAML",
     "IMAML",
     "LOSSES",

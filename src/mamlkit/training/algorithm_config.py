@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mamlkit.algorithms import ANIL, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
+from mamlkit.algorithms import ANIL, CAVIA, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
 from mamlkit.run.schema import require
 
 
@@ -82,6 +82,16 @@ class IMAMLOptions(AlgorithmOptions):
 
 
 @dataclass(frozen=True)
+class CAVIAOptions(AlgorithmOptions):
+    """CAVIA (Zintgraf et al. 2019): a context vector, reset to 0 per task, adapts alone."""
+
+    context_size: int = 5
+
+    def __post_init__(self) -> None:
+        require(self.context_size >= 1, f"algorithm.cavia.context_size must be >= 1; got {self.context_size}")
+
+
+@dataclass(frozen=True)
 class Algorithm:
     """A registered member of the family: its learner class, and the name of its options
     sub-section (None: it has none), whose fields the learner takes as keyword arguments."""
@@ -98,6 +108,7 @@ ALGORITHMS = {
     "maml_pp": Algorithm(MAMLPlusPlus, "maml_pp"),
     "reptile": Algorithm(Reptile, "reptile"),
     "imaml": Algorithm(IMAML, "imaml"),
+    "cavia": Algorithm(CAVIA, "cavia"),
 }
 """``algorithm.name`` -> the algorithm; each options sub-section is named after its algorithm."""
 
@@ -119,6 +130,7 @@ class AlgorithmConfig:
     maml_pp: MAMLPlusPlusOptions = field(default_factory=MAMLPlusPlusOptions)
     reptile: ReptileOptions = field(default_factory=ReptileOptions)
     imaml: IMAMLOptions = field(default_factory=IMAMLOptions)
+    cavia: CAVIAOptions = field(default_factory=CAVIAOptions)
 
     def __post_init__(self) -> None:
         require(self.name in ALGORITHMS,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import torch
 from torch import nn
 
 from mamlkit.algorithms import MAML
 from mamlkit.run.checkpoint import CheckpointError
+from mamlkit.run.seeding import generator_for
 from mamlkit.training.algorithm_config import ALGORITHMS
 from mamlkit.training.config import Config
 
@@ -17,7 +19,9 @@ def build_learner(config: Config, model: nn.Module, loss: str) -> MAML:
     """The learner of ``config.algorithm`` over ``model``, scoring tasks with ``loss``.
 
     Build it after the model is on its device and dtype: learners with tensors of
-    their own (Meta-SGD, MAML++) create them like the model's parameters.
+    their own (Meta-SGD, MAML++) create them like the model's parameters. Random ones
+    (CAVIA's context projection) are drawn from ``config.seed``'s "learner" stream (same
+    seed, same tensors).
     """
     algorithm = config.algorithm
     common: dict[str, Any] = dict(
@@ -29,7 +33,9 @@ def build_learner(config: Config, model: nn.Module, loss: str) -> MAML:
         chunk_size=algorithm.chunk_size,
         checkpoint_steps=algorithm.checkpoint_steps,
     )
-    return ALGORITHMS[algorithm.name].learner(model, **common, **algorithm.learner_arguments())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(generator_for(config.seed, "learner").initial_seed())
+        return ALGORITHMS[algorithm.name].learner(model, **common, **algorithm.learner_arguments())
 
 
 def restore_learner(learner: MAML, checkpoint: Mapping[str, Any], source: Path) -> MAML:
