@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 from mamlkit.tasks import ImageAugmentation
+from mamlkit.unsupervised import EmbeddingSettings, PartitionSettings
 from mamlkit.run.schema import require
 
 
@@ -165,6 +166,31 @@ class UMTRATaskConfig(ImageClassificationTaskConfig):
 
 
 @dataclass(frozen=True)
+class CACTUsTaskConfig(ImageClassificationTaskConfig):
+    """CACTUs (Hsu, Levine & Finn 2019): meta-training on clusters of the training images with
+    their labels thrown away (``mamlkit.tasks.CACTUsTasks``); validation and test tasks are the
+    labelled ones of ``image_classification``, read from the same ``root``.
+
+    The training images (for ``image_folder``, every image under ``train/`` at any depth)
+    are embedded (``embedding``) and partitioned ``partitions.n_partitions`` times by
+    k-means into ``partitions.n_clusters`` clusters, each time on a randomly rescaled copy
+    of the embedding; a task's classes are ``n_way`` clusters of one partition with at
+    least ``k_shot`` + ``n_query`` images. ``rotations`` makes a cluster turned by 90, 180
+    or 270 degrees a class of its own, and adds the rotated classes to val and test.
+    """
+
+    kind: Literal["cactus"] = "cactus"
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    partitions: PartitionSettings = field(default_factory=PartitionSettings)
+
+    def describe(self) -> str:
+        partitions = self.partitions
+        return (f"CACTUs {self.n_way}-way on {self.dataset}'s training images with labels dropped: classes are "
+                f"clusters of {partitions.n_partitions} k-means partitions ({partitions.n_clusters} clusters) of "
+                f"{self.embedding.describe()}; validation and test labelled: {super().describe()}")
+
+
+@dataclass(frozen=True)
 class BinaryClassificationTaskConfig:
     """Binary classification in R^dim with boundaries in a hidden subspace (``mamlkit.tasks.BinaryTasks``)."""
 
@@ -209,5 +235,6 @@ def _require_counts(k_shot: int, n_query: int) -> None:
     require(n_query >= 1, f"task.n_query must be >= 1; got {n_query}")
 
 
-TaskConfig = Union[SinusoidTaskConfig, ImageClassificationTaskConfig, BinaryClassificationTaskConfig, UMTRATaskConfig]
+TaskConfig = Union[SinusoidTaskConfig, ImageClassificationTaskConfig, BinaryClassificationTaskConfig, UMTRATaskConfig,
+                   CACTUsTaskConfig]
 """Every task kind, dispatched on ``kind`` (sinusoid when no kind is given)."""
