@@ -29,8 +29,10 @@ from mamlkit.training.config import Config
 from mamlkit.training.memory_estimate import MemoryEstimate, device_memory, training_memory
 from mamlkit.training.model_configs import Conv4Config, MLPConfig
 from mamlkit.run.schema import ConfigError
+from mamlkit.training.cactus import CACHE_FOLDER, cactus_tasks
 from mamlkit.training.task_configs import (
     BinaryClassificationTaskConfig,
+    CACTUsTaskConfig,
     ImageClassificationTaskConfig,
     SinusoidTaskConfig,
     UMTRATaskConfig,
@@ -39,8 +41,11 @@ from mamlkit.training.task_configs import (
 SPLITS = ("train", "val", "test")
 
 
-def build_task_source(config: Config) -> TaskSource:
+def build_task_source(config: Config, *, run_dir: Path | None = None) -> TaskSource:
     """The task distribution of ``config.task``; image datasets are read from ``task.root``.
+
+    ``run_dir``: the run folder, where CACTUs caches its embedding and partitions
+    (``run_dir/cactus/``; None: they are not cached).
 
     Raises:
         DataError: the dataset is missing or malformed (the message says how to get it).
@@ -53,17 +58,25 @@ def build_task_source(config: Config) -> TaskSource:
         return SinusoidTasks(amplitude=task.amplitude, phase=task.phase, x_range=task.x_range)
     if isinstance(task, BinaryClassificationTaskConfig):
         return BinaryTasks(dim=task.dim, relevant_dims=task.relevant_dims, max_offset=task.max_offset)
-    if isinstance(task, UMTRATaskConfig):
-        return build_umtra_tasks(task, progress=config.train.progress)
+    if isinstance(task, (UMTRATaskConfig, CACTUsTaskConfig)):
+        pool, labelled = load_unlabelled_pool(task, progress=config.train.progress)
+        if isinstance(task, UMTRATaskConfig):
+            return UMTRATasks(pool_with_rotations(pool) if task.rotations else pool, labelled, n_way=task.n_way,
+                              augmentation=task.augmentation)
+        return cactus_tasks(task, pool, labelled, seed=config.seed,
+                            cache=None if run_dir is None else run_dir / CACHE_FOLDER)
     splits = load_class_splits(task, progress=config.train.progress)
     if task.rotations:
         splits = {name: with_rotations(data) for name, data in splits.items()}
     return FewShotTasks(splits, n_way=task.n_way)
 
 
-def build_umtra_tasks(task: UMTRATaskConfig, *, progress: bool) -> UMTRATasks:
-    """UMTRA's tasks: the training images of ``task.dataset`` as an unlabelled pool (an image
-    folder's ``train/`` read at any depth), its val and test classes labelled."""
+def load_unlabelled_pool(task: UMTRATaskConfig | CACTUsTaskConfig, *,
+                         progress: bool) -> tuple[ImagePool, dict[str, ClassImages]]:
+    """The training images of ``task.dataset`` as an unlabelled pool (an image folder's
+    ``train/`` read at any depth), and its val and test classes labelled, with their
+    rotated classes where ``task.rotations`` (the pool is returned as stored: UMTRA adds
+    every image's rotated copies to it, CACTUs rotates whole clusters)."""
     if task.dataset == "image_folder":
         channels, size, _ = task.input_shape
         labelled = load_class_splits(task, progress=progress, names=("val", "test"))
@@ -74,8 +87,7 @@ def build_umtra_tasks(task: UMTRATaskConfig, *, progress: bool) -> UMTRATasks:
         pool = drop_labels(labelled.pop("train"))
     if task.rotations:
         labelled = {name: with_rotations(data) for name, data in labelled.items()}
-        pool = pool_with_rotations(pool)
-    return UMTRATasks(pool, labelled, n_way=task.n_way, augmentation=task.augmentation)
+    return pool, labelled
 
 
 def load_class_splits(task: ImageClassificationTaskConfig, *, progress: bool,
