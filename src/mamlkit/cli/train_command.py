@@ -67,7 +67,7 @@ def _train(config: Config, start: RunStart, ranks: Ranks) -> int:
     files = start.files
     model = build_model(config)
     learner = build_learner(config, model, task_loss(config))
-    tasks = build_task_source(config)
+    tasks = build_task_source(config, run_dir=files.root)
     try:
         state = train(learner, tasks, config, files, resume=start.resume, ranks=ranks,
                       report=lambda note: print_problem(note, kind="warning"), on_start=start.begin)
