@@ -16,10 +16,12 @@ ALLOWED = {
     "tasks": {"tasks", "data", "core"},
     "algorithms": {"algorithms", "core"},
     "run": {"run", "configs"},  # run folder, config I/O and schema, checkpoints, metrics, seeding, signals, loop
-    "training": {"training", "run", "algorithms", "tasks", "models", "core", "data"},
+    "unsupervised": {"unsupervised", "tasks", "models", "core", "data"},  # embeddings and partitions of image pools
+    "training": {"training", "run", "algorithms", "tasks", "models", "core", "data", "unsupervised"},
     "evaluation": {"evaluation", "algorithms", "tasks", "models", "core", "data"},
     "rl": {"rl", "run", "core", "models", "evaluation"},  # a sibling of training/, over run/
-    "cli": {"cli", "run", "training", "evaluation", "algorithms", "tasks", "models", "core", "data", "rl", "configs"},
+    "cli": {"cli", "run", "training", "evaluation", "algorithms", "tasks", "models", "core", "data", "rl", "configs",
+            "unsupervised"},
     "configs": set(),
     "integrations": {"integrations", "algorithms", "core"},  # other libraries' models (hf extra); imported by none
 }
