@@ -38,11 +38,11 @@ class ContrastiveSettings:
         SamplerError: a value outside its range.
     """
 
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 256
     lr: float = 0.002
     temperature: float = 0.2
-    filters: int = 32
+    filters: int = 16
     augmentation: ImageAugmentation = field(default_factory=lambda: ImageAugmentation(max_shift=4,
                                                                                       zeroed_fraction=0.3))
 

@@ -38,7 +38,7 @@ class PartitionSettings:
         SamplerError: a value below its minimum.
     """
 
-    n_partitions: int = 40
+    n_partitions: int = 30
     n_clusters: int = 500
     restarts: int = 1
     iterations: int = 20
