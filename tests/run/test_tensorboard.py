@@ -8,9 +8,13 @@ import shutil
 import sys
 
 import pytest
+import torch
 
+from mamlkit.algorithms import MAML, MAMLPlusPlus
 from mamlkit.cli.main import main
+from mamlkit.models import mlp
 from mamlkit.run.metrics import read_metrics
+from mamlkit.training.loop import learned_step_sizes
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -74,6 +78,29 @@ def test_a_resumed_run_shows_each_step_once_with_the_values_it_carried_on_with(t
     assert after["meta_loss"][5] == before["meta_loss"][5] and after["meta_loss"][8] != before["meta_loss"][8]
     assert_same(scalars(run / "tensorboard" / "train"), after)
     capsys.readouterr()
+
+
+def test_turned_on_at_a_resume_it_starts_with_the_records_of_before(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    off = [setting for setting in TINY if setting != "train.tensorboard=true"]
+    assert main(["train", "sinusoid", "name=tb", "train.iterations=3", *off, "--runs-dir", str(runs)]) == 0
+    run = runs / "tb"
+    assert main(["train", "--resume", str(run), "train.iterations=5", "train.tensorboard=true"]) == 0
+    expected = records_as_scalars(run / "metrics.jsonl")
+    assert sorted(expected["meta_loss"]) == [1, 2, 3, 4, 5]
+    assert_same(scalars(run / "tensorboard" / "train"), expected)
+    capsys.readouterr()
+
+
+def test_learned_step_sizes_are_recorded_per_step_under_maml_pp_lslr():
+    learner = MAMLPlusPlus(mlp(1, [4], 1), inner_lr=0.25, inner_steps=2, lslr=True)
+    with torch.no_grad():
+        learner.lslr_lrs["2.bias"][1] = 0.5
+    assert learned_step_sizes(learner) == {"inner_lr/step_1/0.weight": 0.25, "inner_lr/step_1/0.bias": 0.25,
+                                           "inner_lr/step_1/2.weight": 0.25, "inner_lr/step_1/2.bias": 0.25,
+                                           "inner_lr/step_2/0.weight": 0.25, "inner_lr/step_2/0.bias": 0.25,
+                                           "inner_lr/step_2/2.weight": 0.25, "inner_lr/step_2/2.bias": 0.5}
+    assert learned_step_sizes(MAML(mlp(1, [4], 1))) == {}
 
 
 @pytest.mark.rl

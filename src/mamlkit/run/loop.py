@@ -18,7 +18,7 @@ from mamlkit.run.checkpoint import save_checkpoint
 from mamlkit.run.metrics import MetricsLog, truncate_metrics
 from mamlkit.run.run_folder import RunFiles
 from mamlkit.run.signals import Interrupted, deferred_stop_signals
-from mamlkit.run.tensorboard import TensorBoardLog, require_tensorboard, tensorboard_folder
+from mamlkit.run.tensorboard import open_training_log, require_tensorboard
 
 
 class TrainingError(RuntimeError):
@@ -123,7 +123,7 @@ def run_iterations(trainer: Iterations, settings: LoopSettings, files: RunFiles,
             remove_temporaries(files.last)
             remove_temporaries(files.best)
             truncate_metrics(files.metrics, state.iteration)
-    mirrors = [TensorBoardLog(tensorboard_folder(files.root, "train"), resumed_at=state.iteration if resumed else None)
+    mirrors = [open_training_log(files.root, files.metrics, resumed_at=state.iteration if resumed else None)
                ] if main and settings.tensorboard else []
     log = MetricsLog(files.metrics, mirrors=mirrors) if main else None
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not (settings.progress and main),

@@ -9,8 +9,9 @@ the previous evaluation's.
 A resumed run opens its writer with ``purge_step`` = the checkpoint's iteration + 1:
 TensorBoard hides every event of the earlier files from that step on, which are the
 records that resume drops from ``metrics.jsonl``, so each step shows once, with the
-value of the run that carried on. Every record is flushed as it is written, like the
-JSONL. Needs the ``tensorboard`` extra (``pip install 'mamlkit[tensorboard]'``).
+value of the run that carried on. A run resumed with TensorBoard newly turned on first
+writes the records ``metrics.jsonl`` kept. Every record is flushed as it is written,
+like the JSONL. Needs the ``tensorboard`` extra (``pip install 'mamlkit[tensorboard]'``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mamlkit.run.metrics import read_metrics
 from mamlkit.run.schema import ConfigError
 
 TENSORBOARD_FOLDER = "tensorboard"
@@ -41,21 +43,45 @@ def require_tensorboard() -> None:
     _summary_writer_class()
 
 
+def open_training_log(run_root: Path, metrics: Path, *, resumed_at: int | None) -> TensorBoardLog:
+    """The TensorBoard mirror of a run's ``metrics`` file, in ``<run_root>/tensorboard/train``.
+
+    Args:
+        resumed_at: the iteration a resumed run continues from (``None``: a fresh run). The
+            events of earlier files after it are hidden; where there are no earlier files
+            (TensorBoard turned on at the resume), the records of ``metrics`` up to it
+            (those that resume kept) are written first.
+
+    Raises:
+        ConfigError: the ``tensorboard`` extra is not installed.
+    """
+    folder = tensorboard_folder(run_root, "train")
+    if resumed_at is None:
+        return TensorBoardLog(folder)
+    if any(folder.glob(f"{EVENT_FILE_PREFIX}*")):
+        return TensorBoardLog(folder, hide_from=resumed_at + 1)
+    log = TensorBoardLog(folder)
+    for record in read_metrics(metrics):
+        if record.get("iteration", 0) <= resumed_at:
+            log.write(record)
+    return log
+
+
 class TensorBoardLog:
     """Writes metrics records as TensorBoard scalars; a mirror of ``MetricsLog``.
 
     Args:
         folder: the folder of the event files (created if missing).
-        resumed_at: the iteration a resumed run continues from: events of earlier files
-            at later steps are hidden (``None``: a fresh run).
+        hide_from: hide the events of earlier files in ``folder`` at this step and later
+            (``SummaryWriter``'s ``purge_step``); ``None``: hide nothing.
 
     Raises:
         ConfigError: the ``tensorboard`` extra is not installed.
     """
 
-    def __init__(self, folder: Path, *, resumed_at: int | None = None) -> None:
+    def __init__(self, folder: Path, *, hide_from: int | None = None) -> None:
         writer_class = _summary_writer_class()
-        self._writer = writer_class(str(folder), purge_step=None if resumed_at is None else resumed_at + 1)
+        self._writer = writer_class(str(folder), purge_step=hide_from)
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Add each number of ``record`` but its ``iteration`` (the step) as a scalar of the
