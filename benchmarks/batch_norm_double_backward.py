@@ -8,7 +8,7 @@ channels (n, tasks·C, H, W), as mamlkit's stacked path lays them out:
 - ``formula``: the ``var_mean`` expression, x·scale + shift, differentiated by autograd
   (mamlkit's support-set BatchNorm until 2026-12-03);
 - ``native``: torch's fused kernel (``torch.batch_norm``) and its built-in double backward;
-- ``mamlkit``: ``mamlkit.core.batch_norm.batch_norm_transductive``, torch's fused forward and a hand-written,
+- ``mamlkit``: ``mamlkit.core.kernels.batch_norm.batch_norm_transductive``, torch's fused forward and a hand-written,
   twice-differentiable backward (mamlkit's support-set BatchNorm now).
 
 One repeat is: forward, BatchNorm → ReLU; the input gradient with ``create_graph``; the
@@ -26,7 +26,7 @@ import time
 import torch
 
 from graph_memory import SavedTensors
-from mamlkit.core.batch_norm import batch_norm_transductive
+from mamlkit.core.kernels.batch_norm import batch_norm_transductive
 
 EPS = 1e-5
 SHAPES = {

@@ -5,7 +5,7 @@
 One task's query set through the Conv4-64 of issue 7's W2 (28×28×1, BatchNorm with batch
 statistics), the gradient taken with respect to the task's parameters: the work that
 ``meta_backward`` repeats for every task, through the same function
-(``mamlkit.core.stacked.stacked_forward``: channels-last dense convolutions, fused BatchNorm).
+(``mamlkit.core.kernels.stacked.stacked_forward``: channels-last dense convolutions, fused BatchNorm).
 The compiled variant is ``torch.compile`` (inductor, its C++ backend on CPU) of that function.
 Prints the compile time, the median ms of each and the largest difference of their gradients.
 """
@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mamlkit.core.stacked import stacked_forward
+from mamlkit.core import CPU_POLICY, stacked_forward
 from mamlkit.models import conv4
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     y = torch.randint(0, 5, (args.queries,))
 
     def query_loss(task_params: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
-        logits = stacked_forward(model, task_params, {}, images, batch_norm="transductive")
+        logits = stacked_forward(model, task_params, {}, images, batch_norm="transductive", policy=CPU_POLICY)
         return F.cross_entropy(logits[0], y)
 
     def gradient(loss_fn) -> tuple[torch.Tensor, ...]:

@@ -6,7 +6,7 @@ Every task's convolution with that task's own kernels, four ways: one grouped co
 (tasks as groups); a loop of dense convolutions over the tasks (inputs, kernels and biases
 unbound along the task axis, so the backward stacks the gradients once); the same loop in
 channels-last memory; im2col (``F.unfold``) followed by one batched matmul over tasks.
-``mamlkit.core.stacked`` chooses among them by these measurements. Shapes are those of
+``mamlkit.core.kernels`` (``KernelPolicy.per_task_conv_kernel``) chooses among them by these measurements. Shapes are those of
 Conv4-64 strided on 28×28 Omniglot images: 1→64 at 28, then 64→64 at 14, 7 and 4, stride 2;
 5 examples per task (a 5-way 1-shot support set) and 75 (a 15-query-per-class query set).
 The input of the first layer (the images) needs no gradient; the others do.

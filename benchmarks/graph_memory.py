@@ -33,7 +33,7 @@ import torch
 from torch.autograd.graph import saved_tensors_hooks
 from torch.func import functional_call
 
-import mamlkit.core.outer as outer
+import mamlkit.core.backward as backward
 import peers
 import workloads
 from mamlkit import MAML, TaskBatch
@@ -95,7 +95,7 @@ def mamlkit_meta_backward(workload) -> tuple[SavedTensors, SavedTensors]:
     learner = MAML(model, inner_lr=workload.inner_lr, inner_steps=workload.inner_steps,
                    first_order=workload.first_order, loss=workload.loss_name)
     support, query = SavedTensors(), SavedTensors()
-    adapt, query_losses = outer.adapt, outer.query_losses
+    adapt, query_losses = backward.adapt, backward.query_losses
 
     def recorded_adapt(*args, **kwargs):
         with support.recording():
@@ -105,11 +105,11 @@ def mamlkit_meta_backward(workload) -> tuple[SavedTensors, SavedTensors]:
         with query.recording():
             return query_losses(*args, **kwargs)
 
-    outer.adapt, outer.query_losses = recorded_adapt, recorded_query_losses
+    backward.adapt, backward.query_losses = recorded_adapt, recorded_query_losses
     try:
         learner.meta_backward(TaskBatch(*(tensor[:1] for tensor in workload.tasks)))
     finally:
-        outer.adapt, outer.query_losses = adapt, query_losses
+        backward.adapt, backward.query_losses = adapt, query_losses
     return support, query
 
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 
-from mamlkit.core.stacked import stacked_forward
+from mamlkit.core import CPU_POLICY, stacked_forward
 from mamlkit.models import conv4
 
 N_WAY, N_QUERY = 5, 15
@@ -39,7 +39,7 @@ def main() -> None:
     labels = torch.arange(N_WAY).repeat_interleave(N_QUERY)
 
     def one_task(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = stacked_forward(model, params, buffers, x, batch_norm="transductive")[0]
+        logits = stacked_forward(model, params, buffers, x, batch_norm="transductive", policy=CPU_POLICY)[0]
         return torch.autograd.grad(F.cross_entropy(logits, labels), tuple(params.values()))
 
     with ThreadPoolExecutor(2) as pool:

@@ -277,7 +277,7 @@ def test_the_memory_estimate_counts_parameters_copies_and_examples():
 
 
 def test_the_memory_estimate_of_a_config_follows_its_chunks():
-    config = load_config("omniglot_5w1s")  # 5-way 1-shot 28x28: four tasks per chunk (core.outer)
+    config = load_config("omniglot_5w1s")  # 5-way 1-shot 28x28: four tasks per chunk (KernelPolicy.chunk_size)
     estimate = estimate_training_memory(config)
     n_parameters = sum(p.numel() for p in build_model(config).parameters())
     assert estimate.parameters == 4 * n_parameters * 4

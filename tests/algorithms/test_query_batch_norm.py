@@ -10,6 +10,7 @@ from torch import nn
 
 from mamlkit import MAML
 from mamlkit.algorithms.query_batch_norm import predict_queries
+from mamlkit.core import KernelPolicy
 
 
 def conv_bn_classifier() -> nn.Sequential:
@@ -71,7 +72,8 @@ def test_transductive_is_the_model_on_all_queries(problem):
 def test_a_query_is_predicted_the_same_alone_or_with_others(problem, batch_norm, monkeypatch):
     adapted, support_x, query_x = problem
     together = predict_queries(adapted, support_x, query_x, batch_norm=batch_norm)
-    monkeypatch.setattr("mamlkit.algorithms.query_batch_norm.PREDICT_CHUNK_INPUT_ELEMENTS", 1)  # one at a time
+    monkeypatch.setattr("mamlkit.algorithms.query_batch_norm.policy_for",
+                        lambda device: KernelPolicy(predict_chunk_input_elements=1))  # one query at a time
     one_by_one = predict_queries(adapted, support_x, query_x, batch_norm=batch_norm)
     alone = torch.cat([predict_queries(adapted, support_x, query_x[i:i + 1], batch_norm=batch_norm)
                        for i in range(len(query_x))])

@@ -8,7 +8,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.autograd.graph import saved_tensors_hooks
 from torch.func import vmap
 
-from mamlkit.core.batch_norm import BatchNormModeError, batch_norm_transductive
+from mamlkit.core.kernels.batch_norm import BatchNormModeError, batch_norm_transductive
 
 EPS = 1e-5
 SHAPES = [(6, 3), (5, 3, 4, 4)]

@@ -8,7 +8,7 @@ import torch
 
 import mamlkit
 from mamlkit.algorithms import ANIL, IMAML, MAMLPlusPlus, MetaSGD, Reptile, msl_weights
-from mamlkit.core import backward, outer
+from mamlkit.core import CPU_POLICY, KernelPolicy, backward
 from zoo import batch_for, conv_bn, conv_bn_tracked, embedding, loss_name_for, mlp
 
 LEARNERS = {
@@ -62,13 +62,14 @@ def test_query_sub_batches_give_the_whole_batch_meta_gradient(name, generator, m
     whole, whole_loss = meta_gradient(learner, batch, whole_batch)
 
     sub_batch_tasks = []
-    real_query_losses = outer.query_losses
+    real_query_losses = backward.query_losses
 
     def spying_query_losses(task_model, trajectory, shared, query_x, query_y, spec):
         sub_batch_tasks.append(query_x.shape[0])
         return real_query_losses(task_model, trajectory, shared, query_x, query_y, spec)
 
-    monkeypatch.setattr(outer, "QUERY_CHUNK_INPUT_ELEMENTS", 1)
+    monkeypatch.setattr("mamlkit.algorithms.maml.policy_for",
+                        lambda device: KernelPolicy(query_chunk_input_elements=1))
     monkeypatch.setattr(backward, "query_losses", spying_query_losses)
     sub_batched, loss = meta_gradient(learner, batch, lambda learner, batch: learner.meta_backward(batch))
     assert sub_batch_tasks and set(sub_batch_tasks) == {1}  # the path under test ran, one task at a time
@@ -89,7 +90,8 @@ def test_query_sub_batches_leave_implicit_and_reptile_updates_unchanged(name, ge
             sub_batch_tasks.append(x.shape[0])
         return real_losses(task_model, per_task, shared, x, y)
 
-    monkeypatch.setattr(outer, "QUERY_CHUNK_INPUT_ELEMENTS", 1)
+    monkeypatch.setattr("mamlkit.algorithms.maml.policy_for",
+                        lambda device: KernelPolicy(query_chunk_input_elements=1))
     monkeypatch.setattr(backward.TaskModel, "losses", spying_losses)
     sub_batched, loss = meta_gradient(learner, batch, lambda learner, batch: learner.meta_backward(batch))
     assert sub_batch_tasks and set(sub_batch_tasks) == {1}  # the query sets ran one task at a time
@@ -102,9 +104,9 @@ def test_default_sub_batches_and_chunks_follow_the_input_sizes():
         return mamlkit.TaskBatch(torch.zeros(n_tasks, *support_shape), torch.zeros(n_tasks, support_shape[0]),
                                  torch.zeros(n_tasks, *query_shape), torch.zeros(n_tasks, query_shape[0]))
     omniglot = batch(32, (5, 1, 28, 28), (75, 1, 28, 28))
-    assert outer.query_chunk_size(omniglot) == 1
-    assert outer.default_chunk_size(omniglot) == 4
+    assert CPU_POLICY.query_chunk_size(omniglot) == 1
+    assert CPU_POLICY.chunk_size(omniglot) == 4
     sinusoid = batch(25, (10, 1), (10, 1))
-    assert outer.query_chunk_size(sinusoid) == outer.default_chunk_size(sinusoid) == 25
+    assert CPU_POLICY.query_chunk_size(sinusoid) == CPU_POLICY.chunk_size(sinusoid) == 25
     mini_imagenet = batch(4, (5, 3, 84, 84), (75, 3, 84, 84))
-    assert outer.query_chunk_size(mini_imagenet) == outer.default_chunk_size(mini_imagenet) == 1
+    assert CPU_POLICY.query_chunk_size(mini_imagenet) == CPU_POLICY.chunk_size(mini_imagenet) == 1

@@ -8,7 +8,8 @@ from torch import nn
 
 import mamlkit
 from mamlkit.algorithms.losses import LOSSES
-from mamlkit.core import SpecError, stacked, supports_stacked
+from mamlkit.core import CPU_POLICY, KernelPolicy, SpecError, supports_stacked
+from mamlkit.core.kernels import stacked
 from reference import loop_meta_grad
 from zoo import N_CLASSES, N_TASKS, batch_for, conv_bn, embedding, gru, mlp, transformer
 
@@ -37,9 +38,10 @@ def batch(make_model, generator):
 @pytest.mark.parametrize("make_model", [mlp, conv_bn, conv_pool, bn1d_mlp], ids=lambda f: f.__name__)
 @pytest.mark.parametrize("adapts", ["all", "head"])
 @pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
-@pytest.mark.parametrize("dense_from", [stacked.TASK_LOOP_MIN_EXAMPLES, 1], ids=["by_size", "task_loop"])
+@pytest.mark.parametrize("dense_from", [CPU_POLICY.task_loop_min_examples, 1], ids=["by_size", "task_loop"])
 def test_stacked_meta_grad_matches_plain_loop(make_model, adapts, first_order, dense_from, generator, monkeypatch):
-    monkeypatch.setattr(stacked, "TASK_LOOP_MIN_EXAMPLES", dense_from)
+    monkeypatch.setattr("mamlkit.algorithms.maml.policy_for",
+                        lambda device: KernelPolicy(task_loop_min_examples=dense_from))
     model = make_model().double()
     data = batch(make_model, generator)
     loss = "cross_entropy" if data[1].dtype == torch.int64 else "mse"
@@ -92,15 +94,14 @@ def test_which_models_take_the_stacked_path():
 @pytest.mark.parametrize("in_channels, n_examples, kernel", [(1, 5, "unfold_bmm"), (1, 75, "dense_loop"),
                                                               (4, 5, "grouped"), (4, 75, "dense_loop")])
 def test_the_per_task_conv_kernel_is_chosen_by_input_channels_and_examples(in_channels, n_examples, kernel):
-    assert stacked.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding=1), n_examples) == kernel
-    assert stacked.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding="same"), n_examples) != "unfold_bmm"
+    assert CPU_POLICY.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding=1), n_examples) == kernel
+    assert CPU_POLICY.per_task_conv_kernel(nn.Conv2d(in_channels, 8, 3, padding="same"), n_examples) != "unfold_bmm"
 
 
 def test_the_task_loop_back_propagates_in_channels_last_memory(monkeypatch):
     """The gradients reaching each ReLU of the task loop are channels-last like its outputs
     (a layout mix, e.g. from ``flatten``'s or ``select``'s backward, makes every backward kernel
     several times slower without changing a number, so only this test can see it)."""
-    monkeypatch.setattr(stacked, "TASK_LOOP_MIN_EXAMPLES", 1)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
                           nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
                           nn.Flatten(), nn.Linear(4 * 3 * 3, 2))
@@ -114,6 +115,7 @@ def test_the_task_loop_back_propagates_in_channels_last_memory(monkeypatch):
         return out
 
     monkeypatch.setattr(nn.ReLU, "forward", lambda self, x: spying_relu(x))
-    out = stacked.stacked_forward(model, per_task, {}, torch.randn(2, 3, 1, 6, 6), batch_norm="transductive")
+    out = stacked.stacked_forward(model, per_task, {}, torch.randn(2, 3, 1, 6, 6), batch_norm="transductive",
+                                  policy=KernelPolicy(task_loop_min_examples=1))
     out.sum().backward()
     assert layouts == [(True, True)] * 4  # 2 tasks × 2 ReLUs, outputs and gradients channels-last

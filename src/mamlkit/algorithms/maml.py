@@ -36,6 +36,7 @@ from mamlkit.core import (
     meta_backward,
     meta_loss,
     per_task_copies,
+    policy_for,
     predictions_per_step,
     shared_at,
     supports_stacked,
@@ -69,7 +70,7 @@ class MAML:
             ``vectorize_used``).
         chunk_size: tasks mapped over at once; ``meta_backward`` frees each chunk's graph before
             the next (and runs the query sets a few tasks at a time within it). ``None``: as many
-            as keep the chunk's support inputs under ``mamlkit.core.outer.CHUNK_INPUT_ELEMENTS``
+            as keep the chunk's support inputs under the device's ``KernelPolicy.chunk_input_elements``
             elements. The results do not depend on it.
         checkpoint_steps: recompute each inner step's graph in the backward pass instead of
             keeping it (second order): memory flat in ``inner_steps``, about 1.5× the time
@@ -314,7 +315,8 @@ class MAML:
         batch_norm = self.eval_batch_norm if evaluation else self.batch_norm
         self._check_model_accepts(batch, adapting, shared, batch_norm)
         return TaskModel(module, self.loss, self.vectorize_used, batch_norm, frozen_prefix=prefix,
-                         per_task_loss=PER_TASK_LOSSES.get(self.loss_name))
+                         per_task_loss=PER_TASK_LOSSES.get(self.loss_name),
+                         policy=policy_for(batch.support_x.device))
 
     def _check_model_accepts(self, batch: TaskBatch, adapting: Params, shared: Params,
                              batch_norm: BatchNormMode) -> None:

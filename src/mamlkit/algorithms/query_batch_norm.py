@@ -28,14 +28,10 @@ from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
 from mamlkit.algorithms.maml import AdaptedModel
-from mamlkit.core import is_vmap_limitation
+from mamlkit.core import is_vmap_limitation, policy_for
 
 QueryBatchNorm = Literal["support", "support_and_image", "transductive"]
 QUERY_BATCH_NORM_MODES: tuple[str, ...] = ("support", "support_and_image", "transductive")
-
-PREDICT_CHUNK_INPUT_ELEMENTS = 2**20
-"""``predict_queries`` runs as many queries at a time as keep the input it passes the model
-(support rows included) under this many elements, at least one query."""
 
 _BATCH_NORM_SIGNATURE = inspect.signature(F.batch_norm)
 
@@ -78,7 +74,8 @@ def predict_queries(adapted: AdaptedModel, support_x: Tensor, query_x: Tensor, *
     if batch_norm == "transductive" or adapted.batch_norm != "transductive":
         return adapted(query_x)
     per_query = len(support_x) + 1 if batch_norm == "support_and_image" else 1
-    chunk = max(1, PREDICT_CHUNK_INPUT_ELEMENTS // max(per_query * query_x[0].numel(), 1))
+    budget = policy_for(query_x.device).predict_chunk_input_elements
+    chunk = max(1, budget // max(per_query * query_x[0].numel(), 1))
     predict = _with_support_statistics if batch_norm == "support" else _with_support_and_image
     return torch.cat([predict(adapted, support_x, query_x[start:start + chunk])
                       for start in range(0, len(query_x), chunk)])

@@ -3,7 +3,7 @@
 Imports torch only; nothing else of mamlkit imports into it.
 """
 
-from mamlkit.core.batch_norm import (
+from mamlkit.core.kernels.batch_norm import (
     BATCH_NORM_MODES,
     BatchNormIn,
     BatchNormMode,
@@ -15,7 +15,8 @@ from mamlkit.core.inner import adapt
 from mamlkit.core.backward import ChunkRule, Implicit, ReptileDirection, ThroughInnerLoop, meta_backward
 from mamlkit.core.outer import meta_loss, predictions_per_step, query_losses, task_meta_losses
 from mamlkit.core.solvers import conjugate_gradient
-from mamlkit.core.stacked import stacked_forward, supports_stacked
+from mamlkit.core.kernels.policy import CPU_POLICY, KernelPolicy, policy_for
+from mamlkit.core.kernels.stacked import stacked_forward, supports_stacked
 from mamlkit.core.spec import INNER_OPTIMIZERS, InnerLR, InnerOptimizer, InnerSpec, SpecError, shared_at, step_size
 from mamlkit.core.types import LossFn, Params, TaskBatch, TaskBatchError, check_task_batch
 
@@ -24,12 +25,14 @@ __all__ = [
     "BatchNormIn",
     "BatchNormMode",
     "BatchNormModeError",
+    "CPU_POLICY",
     "ChunkRule",
     "INNER_OPTIMIZERS",
     "Implicit",
     "InnerLR",
     "InnerOptimizer",
     "InnerSpec",
+    "KernelPolicy",
     "LossFn",
     "Params",
     "ReptileDirection",
@@ -47,6 +50,7 @@ __all__ = [
     "meta_backward",
     "meta_loss",
     "per_task_copies",
+    "policy_for",
     "predictions_per_step",
     "query_losses",
     "shared_at",

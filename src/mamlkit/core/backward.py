@@ -10,7 +10,7 @@ the meta-gradient into ``.grad``, and frees it before the next. The rules:
 - ``Implicit``: iMAML's implicit gradient (I + H/λ)⁻¹ ∇L(φ*, Dq) by conjugate gradient.
 - ``ReptileDirection``: θ − θ', no query gradient at all.
 
-Each rule runs the query sets a few tasks at a time (``query_chunk_size``), so the query
+Each rule runs the query sets a few tasks at a time (``KernelPolicy.query_chunk_size``), so the query
 graphs, usually the largest, never coexist.
 """
 
@@ -24,7 +24,7 @@ from torch import Tensor
 
 from mamlkit.core.functional import TaskModel, per_task_copies
 from mamlkit.core.inner import adapt
-from mamlkit.core.outer import query_chunk_size, query_losses, task_chunks
+from mamlkit.core.outer import query_losses, task_chunks
 from mamlkit.core.solvers import Vectors, conjugate_gradient
 from mamlkit.core.spec import InnerSpec
 from mamlkit.core.types import Params, TaskBatch
@@ -49,7 +49,7 @@ def meta_backward(
     """Accumulate the meta-gradient into ``.grad`` of the leaf tensors; return the meta-loss.
 
     With the default rule (``ThroughInnerLoop()``) this equals ``meta_loss(...).backward()``,
-    but each chunk of ``chunk_size`` tasks (``None``: ``default_chunk_size``) is
+    but each chunk of ``chunk_size`` tasks (``None``: ``task_model.policy.chunk_size``) is
     back-propagated and freed before the next, and within a chunk the query sets run a few
     tasks at a time, so peak memory is that of one chunk's inner loop and one query sub-batch.
 
@@ -63,7 +63,7 @@ def meta_backward(
     """
     rule = ThroughInnerLoop() if rule is None else rule
     total = batch.support_x.new_zeros(())
-    for chunk in task_chunks(batch, chunk_size):
+    for chunk in task_chunks(batch, chunk_size, task_model.policy):
         chunk = task_model.embed(shared, chunk)
         total = total + rule(task_model, adapting, shared, chunk, spec, scale=1 / batch.n_tasks)
     return total / batch.n_tasks
@@ -142,7 +142,7 @@ class ReptileDirection:
                                    for name, param in adapting.items()})
             return sum(task_model.losses({name: t[tasks] for name, t in adapted.items()}, shared,
                                          chunk.query_x[tasks], chunk.query_y[tasks]).sum()
-                       for tasks in _sub_batches(chunk))
+                       for tasks in _sub_batches(task_model, chunk))
 
 
 def _adapted_without_graph(task_model: TaskModel, adapting: Params, shared: Params, chunk: TaskBatch,
@@ -160,9 +160,9 @@ def _accumulate(tensors: Params, grads: Params) -> None:
         tensor.grad = grad if tensor.grad is None else tensor.grad + grad
 
 
-def _sub_batches(chunk: TaskBatch) -> list[slice]:
-    """The chunk's tasks in consecutive slices of ``query_chunk_size(chunk)``."""
-    size = query_chunk_size(chunk)
+def _sub_batches(task_model: TaskModel, chunk: TaskBatch) -> list[slice]:
+    """The chunk's tasks in consecutive slices of ``task_model.policy.query_chunk_size(chunk)``."""
+    size = task_model.policy.query_chunk_size(chunk)
     return [slice(start, min(start + size, chunk.n_tasks)) for start in range(0, chunk.n_tasks, size)]
 
 
@@ -171,7 +171,7 @@ def _query_gradients(task_model: TaskModel, phi: Params, shared: Params, chunk: 
     sub-batch at a time. ``phi``: leaves that require grad, each (n_tasks, *shape)."""
     total = chunk.query_x.new_zeros(())
     parts: dict[str, list[Tensor]] = {name: [] for name in phi}
-    for tasks in _sub_batches(chunk):
+    for tasks in _sub_batches(task_model, chunk):
         leaves = {name: t[tasks].detach().requires_grad_(True) for name, t in phi.items()}
         losses = task_model.losses(leaves, shared, chunk.query_x[tasks], chunk.query_y[tasks]).sum()
         grads = torch.autograd.grad(losses, list(leaves.values()), allow_unused=True, materialize_grads=True)
@@ -185,7 +185,7 @@ def _query_backward(task_model: TaskModel, trajectory: list[Params], shared: Par
                     spec: InnerSpec, scale: float) -> Tensor:
     """Back-propagate ``scale`` · Σᵢ (query loss of task i) through the queries and the inner loop.
 
-    With more tasks than ``query_chunk_size``, the query sets run that many tasks at a time:
+    With more tasks than the policy's ``query_chunk_size``, the query sets run that many tasks at a time:
     each sub-batch's graph is built, differentiated down to the tensors it reads (the adapted
     parameters, the shared tensors, embedded inputs) and freed; their gradients, gathered, then
     go through the inner loop's graph in one backward pass. The same arithmetic as one
@@ -194,7 +194,7 @@ def _query_backward(task_model: TaskModel, trajectory: list[Params], shared: Par
     Returns:
         Σᵢ query loss of the chunk's tasks, detached.
     """
-    sub_batches = _sub_batches(chunk)
+    sub_batches = _sub_batches(task_model, chunk)
     if len(sub_batches) == 1:
         losses = query_losses(task_model, trajectory, shared, chunk.query_x, chunk.query_y, spec).sum()
         (losses * scale).backward()

@@ -2,7 +2,7 @@
 
 ``TaskModel`` is the one place where the task axis is mapped over: with task-batched
 kernels for models built from common layers (``vectorize="stacked"``, see
-``mamlkit.core.stacked``), with ``torch.func.vmap`` for any other model (``"vmap"``),
+``mamlkit.core.kernels.stacked``), with ``torch.func.vmap`` for any other model (``"vmap"``),
 or with a Python loop (``"loop"``, for models that vmap cannot trace, e.g. ones
 calling ``.item()`` or an RNN kernel without a batching rule). All give the same
 numbers; they differ in speed.
@@ -23,8 +23,9 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from mamlkit.core.batch_norm import BatchNormIn, BatchNormMode
-from mamlkit.core.stacked import stacked_forward
+from mamlkit.core.kernels.batch_norm import BatchNormIn, BatchNormMode
+from mamlkit.core.kernels.policy import CPU_POLICY, KernelPolicy
+from mamlkit.core.kernels.stacked import stacked_forward
 from mamlkit.core.types import LossFn, Params, TaskBatch
 
 Vectorize = Literal["stacked", "vmap", "loop"]
@@ -38,13 +39,14 @@ class TaskModel:
         module: the network; only its ``forward`` is used, never its own tensors.
         loss: per-task loss ``loss(prediction, target) -> scalar``.
         vectorize: map over the task axis with ``"stacked"`` kernels, ``"vmap"`` or a ``"loop"``.
-        batch_norm: how BatchNorm layers normalise (see ``mamlkit.core.batch_norm``).
+        batch_norm: how BatchNorm layers normalise (see ``mamlkit.core.kernels.batch_norm``).
         frozen_prefix: a module applied to the inputs before ``module``, none of whose
             parameters adapt (ANIL's body, Raghu et al. 2020): ``embed`` runs it once
             per task batch, and the inner loop runs only ``module`` (the head) on its
             outputs. ``None``: ``module`` is the whole network.
         per_task_loss: ``loss`` of all tasks at once, (n_tasks, n, *) -> (n_tasks,), equal to
             vmapping it; ``None``: ``loss`` is vmapped (or looped, with ``"loop"``).
+        policy: the kernel and chunking thresholds for the device the tensors live on.
     """
 
     module: nn.Module
@@ -53,6 +55,7 @@ class TaskModel:
     batch_norm: BatchNormMode = "transductive"
     frozen_prefix: nn.Module | None = None
     per_task_loss: LossFn | None = None
+    policy: KernelPolicy = CPU_POLICY
 
     @cached_property
     def _names(self) -> frozenset[str]:
@@ -92,7 +95,7 @@ class TaskModel:
             return functional_call(self.module, {**shared, **task_tensors}, (task_x,))
 
         if self.vectorize == "stacked":
-            return stacked_forward(self.module, per_task, shared, x, batch_norm=self.batch_norm)
+            return stacked_forward(self.module, per_task, shared, x, batch_norm=self.batch_norm, policy=self.policy)
         with BatchNormIn(self.batch_norm), sdpa_kernel(SDPBackend.MATH):
             if self.vectorize == "vmap":
                 return vmap(predict_one, in_dims=(0, 0), randomness="different")(per_task, x)

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from mamlkit.core.functional import TaskModel, per_task_copies
 from mamlkit.core.inner import adapt
+from mamlkit.core.kernels.policy import KernelPolicy
 from mamlkit.core.spec import InnerSpec, shared_at
 from mamlkit.core.types import Params, TaskBatch
 
@@ -72,40 +73,18 @@ def meta_loss(
 ) -> Tensor:
     """The meta-objective: the mean over tasks of the adapted query losses (a scalar).
 
-    ``chunk_size`` tasks (``None``: ``default_chunk_size``) are mapped over at a time; all
+    ``chunk_size`` tasks (``None``: ``task_model.policy.chunk_size``) are mapped over at a time; all
     chunks' graphs stay alive until the caller's backward. To bound memory, use
     ``mamlkit.core.backward.meta_backward``.
     """
     losses = [task_meta_losses(task_model, adapting, shared, chunk, spec)
-              for chunk in task_chunks(batch, chunk_size)]
+              for chunk in task_chunks(batch, chunk_size, task_model.policy)]
     return torch.cat(losses).mean()
 
 
-CHUNK_INPUT_ELEMENTS = 2**14
-"""Without a chunk size, a chunk holds as many tasks as keep its support inputs under this
-many elements (at least one task): four 5-way 1-shot Omniglot tasks, one miniImageNet task,
-a whole sinusoid meta-batch. It bounds the memory of the inner loop's graph, which for
-per-task convolution kernels grows by about 12 MB per 5-way 1-shot Omniglot task; more tasks
-per chunk gain little speed (``benchmarks/conv4_iteration.py --chunk``, docs/benchmarks.md)."""
-
-QUERY_CHUNK_INPUT_ELEMENTS = 2**16
-"""``meta_backward`` (``mamlkit.core.backward``) runs the query sets as many tasks at a time as keep their inputs under this
-many elements (at least one): one Omniglot task with 75 queries, a whole sinusoid meta-batch."""
-
-
-def default_chunk_size(batch: TaskBatch) -> int:
-    """Tasks per chunk when none is given: see ``CHUNK_INPUT_ELEMENTS``."""
-    return max(1, min(batch.n_tasks, CHUNK_INPUT_ELEMENTS // max(batch.support_x[0].numel(), 1)))
-
-
-def query_chunk_size(batch: TaskBatch) -> int:
-    """Tasks per query sub-batch in ``meta_backward``: see ``QUERY_CHUNK_INPUT_ELEMENTS``."""
-    return max(1, min(batch.n_tasks, QUERY_CHUNK_INPUT_ELEMENTS // max(batch.query_x[0].numel(), 1)))
-
-
-def task_chunks(batch: TaskBatch, chunk_size: int | None) -> Iterator[TaskBatch]:
-    """The batch in consecutive slices of at most ``chunk_size`` tasks (``default_chunk_size`` if None)."""
-    size = default_chunk_size(batch) if chunk_size is None else chunk_size
+def task_chunks(batch: TaskBatch, chunk_size: int | None, policy: KernelPolicy) -> Iterator[TaskBatch]:
+    """The batch in consecutive slices of at most ``chunk_size`` tasks (``policy.chunk_size`` if None)."""
+    size = policy.chunk_size(batch) if chunk_size is None else chunk_size
     for start in range(0, batch.n_tasks, size):
         yield batch.tasks(start, min(start + size, batch.n_tasks))
 
@@ -124,7 +103,7 @@ def predictions_per_step(
     """
     eval_spec = replace(spec, first_order=True, step_weights=None, keep_states=True)
     chunks = []
-    for chunk in task_chunks(batch, chunk_size):
+    for chunk in task_chunks(batch, chunk_size, task_model.policy):
         with torch.no_grad():
             chunk = task_model.embed(shared, chunk)
         with torch.enable_grad():

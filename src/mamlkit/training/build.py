@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mamlkit.core import TaskBatch
-from mamlkit.core.outer import default_chunk_size
+from mamlkit.core import TaskBatch, policy_for
 from mamlkit.data import (
     ClassImages,
     ImagePool,
@@ -169,7 +168,7 @@ def check_training_fits(config: Config, *, available: int | None = None) -> None
 def estimate_training_memory(config: Config) -> MemoryEstimate:
     """``training_memory`` of ``config``: the model is built on the meta device to count its
     parameters, the validation tasks are held all at once, and the meta-batch is adapted
-    ``algorithm.chunk_size`` tasks at a time (the core's default chunk where that is null)."""
+    ``algorithm.chunk_size`` tasks at a time (the device policy's chunk where that is null)."""
     task = config.task
     n_support, n_query = task.examples_per_task
     with torch.device("meta"):  # shapes only: nothing is allocated
@@ -178,7 +177,7 @@ def estimate_training_memory(config: Config) -> MemoryEstimate:
                                torch.empty(config.train.meta_batch_size, n_support),
                                torch.empty(config.train.meta_batch_size, n_query, *task.input_shape),
                                torch.empty(config.train.meta_batch_size, n_query))
-    chunk = config.algorithm.chunk_size or default_chunk_size(meta_batch)
+    chunk = config.algorithm.chunk_size or policy_for(config.train.device).chunk_size(meta_batch)
     return training_memory(
         n_parameters=sum(parameter.numel() for parameter in model.parameters()),
         example_elements=math.prod(task.input_shape), examples_per_task=n_support + n_query,

@@ -7,7 +7,7 @@ statistics one reduction over a (tasks, examples, channels, ...) tensor. The
 Python overhead of ``functional_call`` and ``vmap`` is gone too, which dominates
 for small models such as the sinusoid MLP. Convolutional networks on many examples
 per task (query sets) run task by task instead, in channels-last memory with torch's
-fused BatchNorm, which is faster there (``TASK_LOOP_MIN_EXAMPLES``).
+fused BatchNorm, which is faster there (``KernelPolicy.task_loop_min_examples``).
 
 ``supports_stacked(module)`` says whether a module is built only from the layers
 below (an ``nn.Sequential`` tree of them, of exactly these types, so that a
@@ -21,15 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mamlkit.core.batch_norm import BatchNormMode, BatchNormModeError, batch_norm_transductive
+from mamlkit.core.kernels.batch_norm import BatchNormMode, batch_norm_transductive, frozen_batch_norm
+from mamlkit.core.kernels.policy import KernelPolicy
 from mamlkit.core.types import Params
-
-TASK_LOOP_MIN_EXAMPLES = 32
-"""From this many examples per task, a convolutional network runs task by task, through
-dense convolutions with channels-last kernels and torch's fused BatchNorm; below, all tasks
-at once through grouped convolutions (``benchmarks/conv_kernels.py``: dense channels-last
-convolutions are 1.3–2.7× faster forward + backward at 75 examples per task, grouped ones
-win at 5)."""
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Identity)
 POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
@@ -53,7 +47,7 @@ def supports_stacked(module: nn.Module) -> bool:
 
 
 def stacked_forward(module: nn.Module, per_task: Params, shared: Params, x: Tensor, *,
-                    batch_norm: BatchNormMode) -> Tensor:
+                    batch_norm: BatchNormMode, policy: KernelPolicy) -> Tensor:
     """``module`` applied to each task's examples with that task's tensors.
 
     Args:
@@ -61,37 +55,39 @@ def stacked_forward(module: nn.Module, per_task: Params, shared: Params, x: Tens
         per_task: tensors with a leading task axis, (n_tasks, *shape), by full name.
         shared: tensors without a task axis, by full name.
         x: (n_tasks, n_examples, *features).
+        batch_norm: how BatchNorm layers normalise.
+        policy: the kernel thresholds (task loop, per-task convolution kernel).
 
     Returns:
         (n_tasks, n_examples, *out_features).
     """
     n_tasks, n_examples = x.shape[:2]
-    if n_examples < TASK_LOOP_MIN_EXAMPLES or not any(isinstance(layer, nn.Conv2d) for layer in module.modules()):
-        return _forward(module, per_task, shared, x, batch_norm, prefix="")
+    if not policy.dense(n_examples) or not any(isinstance(layer, nn.Conv2d) for layer in module.modules()):
+        return _forward(module, per_task, shared, x, batch_norm, policy, prefix="")
     # unbind, not slicing: its backward stacks the tasks' gradients once, where each slice's
     # backward would fill and copy a tensor of all tasks' size
     tasks_tensors = {name: tensor.unbind(0) for name, tensor in per_task.items()}
     return torch.cat([
         _forward(module, {name: tensors[task].unsqueeze(0) for name, tensors in tasks_tensors.items()}, shared,
-                 task_x.unsqueeze(0), batch_norm, prefix="")
+                 task_x.unsqueeze(0), batch_norm, policy, prefix="")
         for task, task_x in enumerate(x.unbind(0))
     ])
 
 
 def _forward(module: nn.Module, per_task: Params, shared: Params, x: Tensor, batch_norm: BatchNormMode,
-             prefix: str) -> Tensor:
+             policy: KernelPolicy, prefix: str) -> Tensor:
     """``stacked_forward`` of all tasks at once; ``prefix`` names ``module``'s tensors ("" for the root)."""
     kind = type(module)
     if kind is nn.Sequential:
         for name, child in module.named_children():
-            x = _forward(child, per_task, shared, x, batch_norm, prefix=f"{prefix}{name}.")
+            x = _forward(child, per_task, shared, x, batch_norm, policy, prefix=f"{prefix}{name}.")
         return x
     if kind is nn.Linear:
         return _linear(x, *_tensors(prefix, ("weight", "bias"), per_task, shared))
     if kind is nn.Conv2d:
-        return _conv2d(module, x, *_tensors(prefix, ("weight", "bias"), per_task, shared))
+        return _conv2d(module, x, *_tensors(prefix, ("weight", "bias"), per_task, shared), policy)
     if kind in BATCH_NORMS:
-        return _batch_norm(module, x, per_task, shared, prefix, batch_norm)
+        return _batch_norm(module, x, per_task, shared, prefix, batch_norm, policy)
     if kind is nn.Flatten:
         return _ChannelsLastGradient.apply(x).flatten(start_dim=2) if _is_channels_last(x) else x.flatten(start_dim=2)
     if kind in POOLS:
@@ -136,18 +132,19 @@ def _linear(x: Tensor, weight: tuple[Tensor, bool], bias: tuple[Tensor | None, b
     return out + _bias_shape(b, b_per_task, out.dim(), out.dim() - 1)
 
 
-def _conv2d(module: nn.Conv2d, x: Tensor, weight: tuple[Tensor, bool], bias: tuple[Tensor | None, bool]) -> Tensor:
+def _conv2d(module: nn.Conv2d, x: Tensor, weight: tuple[Tensor, bool], bias: tuple[Tensor | None, bool],
+            policy: KernelPolicy) -> Tensor:
     w, w_per_task = weight
     b, b_per_task = bias
     n_tasks, n = x.shape[:2]
     options = dict(stride=module.stride, padding=module.padding, dilation=module.dilation)
-    dense = n >= TASK_LOOP_MIN_EXAMPLES
+    dense = policy.dense(n)
     if not w_per_task:
         out = F.conv2d(x.reshape(n_tasks * n, *x.shape[2:]), _channels_last(w) if dense else w,
                        None if b_per_task else b, groups=module.groups, **options)
         out = out.reshape(n_tasks, n, *out.shape[1:])
         return out + _bias_shape(b, True, out.dim(), 2) if b_per_task else out
-    kernel = per_task_conv_kernel(module, n)
+    kernel = policy.per_task_conv_kernel(module, n)
     if kernel == "dense_loop":  # stacked_forward runs these sizes task by task: n_tasks is 1
         # squeeze, not x[0]: select's backward would return the gradient in the default layout
         task_b = b.squeeze(0) if b is not None and b_per_task else b
@@ -162,22 +159,6 @@ def _conv2d(module: nn.Conv2d, x: Tensor, weight: tuple[Tensor, bool], bias: tup
     b = _per_folded_channel(b, b_per_task, n_tasks)
     out = F.conv2d(grouped, kernels, b, groups=n_tasks * module.groups, **options)
     return out.reshape(n, n_tasks, w.shape[1], *out.shape[2:]).transpose(0, 1)
-
-
-def per_task_conv_kernel(module: nn.Conv2d, n_examples: int) -> str:
-    """How ``stacked_forward`` runs ``module`` with per-task kernels on ``n_examples`` per task.
-
-    Measured on the Conv4 shapes (``benchmarks/conv_kernels.py``, forward + backward): from
-    ``TASK_LOOP_MIN_EXAMPLES`` examples, one dense channels-last convolution of the one task
-    that ``stacked_forward``'s task loop passes ("dense_loop"); below, im2col and one batched
-    matmul over tasks ("unfold_bmm") for a single-channel input (1.6–2× faster than grouped);
-    else one grouped convolution ("grouped").
-    """
-    if n_examples >= TASK_LOOP_MIN_EXAMPLES:
-        return "dense_loop"
-    if module.in_channels == 1 and module.groups == 1 and isinstance(module.padding, tuple):
-        return "unfold_bmm"
-    return "grouped"
 
 
 def _channels_last(x: Tensor) -> Tensor:
@@ -232,36 +213,22 @@ def _conv2d_unfold(module: nn.Conv2d, x: Tensor, w: Tensor, b: Tensor | None, b_
 
 
 def _batch_norm(module: nn.modules.batchnorm._BatchNorm, x: Tensor, per_task: Params, shared: Params,
-                prefix: str, mode: BatchNormMode) -> Tensor:
+                prefix: str, mode: BatchNormMode, policy: KernelPolicy) -> Tensor:
     (w, w_per_task), (b, b_per_task) = _tensors(prefix, ("weight", "bias"), per_task, shared)
-    channel_axis = 2
     if mode == "transductive":
-        return _folded_batch_norm(x, w, w_per_task, b, b_per_task, module.eps)
+        return _folded_batch_norm(x, w, w_per_task, b, b_per_task, module.eps, policy)
     mean, var = shared.get(prefix + "running_mean"), shared.get(prefix + "running_var")
-    if mean is None or var is None:
-        raise BatchNormModeError(
-            "batch_norm='frozen' normalises with running statistics, but this BatchNorm layer "
-            "keeps none (track_running_stats=False); use batch_norm='transductive'"
-        )
-    mean = _bias_shape(mean, False, x.dim(), channel_axis)
-    var = _bias_shape(var, False, x.dim(), channel_axis)
-    # x · scale + shift with per-channel scale = w / √(var + ε), shift = b − mean · scale: one
-    # pass over x (and few in its derivatives) where (x − mean) / √(var + ε) · w + b takes four
-    scale = torch.rsqrt(var + module.eps)
-    if w is not None:
-        scale = scale * _bias_shape(w, w_per_task, x.dim(), channel_axis)
-    shift = -mean * scale
-    if b is not None:
-        shift = shift + _bias_shape(b, b_per_task, x.dim(), channel_axis)
-    return torch.addcmul(shift, x, scale)
+    per_channel = [None if t is None else _bias_shape(t, per, x.dim(), 2)
+                   for t, per in ((mean, False), (var, False), (w, w_per_task), (b, b_per_task))]
+    return frozen_batch_norm(x, *per_channel, module.eps)
 
 
 def _folded_batch_norm(x: Tensor, w: Tensor | None, w_per_task: bool, b: Tensor | None, b_per_task: bool,
-                       eps: float) -> Tensor:
+                       eps: float, policy: KernelPolicy) -> Tensor:
     """Transductive BatchNorm on the tasks folded into channels: per channel of the folded
     (n, n_tasks·C, *spatial) tensor is per (task, channel).
 
-    Large example sets (``TASK_LOOP_MIN_EXAMPLES``, usually query sets, differentiated once)
+    Large example sets (``policy.dense``, usually query sets, differentiated once)
     go through torch's fused kernel, whose backward is the cheapest; smaller ones (support
     sets, differentiated twice in second-order MAML) through ``batch_norm_transductive``, whose
     double backward is cheaper and keeps less. Both are exact in every derivative outside
@@ -271,7 +238,7 @@ def _folded_batch_norm(x: Tensor, w: Tensor | None, w_per_task: bool, b: Tensor 
     n_tasks, n = x.shape[:2]
     folded = x.transpose(0, 1).reshape(n, n_tasks * x.shape[2], *x.shape[3:])
     weight, bias = _per_folded_channel(w, w_per_task, n_tasks), _per_folded_channel(b, b_per_task, n_tasks)
-    if n >= TASK_LOOP_MIN_EXAMPLES:
+    if policy.dense(n):
         # torch.batch_norm, unlike F.batch_norm, accepts a single value per channel (n = 1, no spatial axes)
         out = torch.batch_norm(folded, weight, bias, None, None, True, 0.0, eps, torch.backends.cudnn.enabled)
     else:
