@@ -30,7 +30,7 @@ from mamlkit.training.config import Config, TrainConfig, config_to_data
 from mamlkit.training.distributed import SINGLE, Ranks
 from mamlkit.training.learners import restore_learner
 
-__all__ = ["TrainState", "learned_step_sizes", "train", "validation_loss"]
+__all__ = ["SupervisedIterations", "TrainState", "learned_step_sizes", "train", "validation_loss"]
 
 
 @dataclass
@@ -79,7 +79,7 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
     optimizer = learner.meta_optimizer(settings.meta_lr)
     state, note = _restore(files, learner, optimizer) if resume else (TrainState(), None)
     ranks.check_same(learner.meta_parameters(), "meta-parameters at the start")
-    iterations = _SupervisedIterations(learner, tasks, config, files, optimizer, ranks)
+    iterations = SupervisedIterations(learner, tasks, config, files, optimizer, ranks)
     run_iterations(iterations, LoopSettings(settings.iterations, settings.val_every, settings.checkpoint_every,
                                             settings.max_minutes, settings.progress, settings.tensorboard),
                    files, state, resumed=resume, name=config.name, note=note, report=report, on_start=on_start,
@@ -88,8 +88,9 @@ def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, 
     return state
 
 
-class _SupervisedIterations:
-    """A meta-batch, its meta-gradient (all-reduced over ``ranks``) and the guarded update."""
+class SupervisedIterations:
+    """A meta-batch, its meta-gradient (all-reduced over ``ranks``) and the guarded update:
+    the trainer's iteration, which ``benchmarks/time_to_accuracy.py`` also drives by itself."""
 
     val_key = "val_loss"
     higher_is_better = False
