@@ -78,9 +78,11 @@ def test_plain_pytorch_on_the_exported_file_scores_what_eval_reports(algorithm, 
     assert accuracy.mean(dim=1).tolist() == reported["mean"]
 
 
-def test_plain_pytorch_adapts_a_regressor_whose_head_alone_adapts_as_mamlkit_does(tmp_path, monkeypatch, capsys):
-    """ANIL on sinusoids: the mlp of docs/export.md, the MSE loss, ``adapts`` naming the head only."""
-    assert main(["train", "sinusoid_anil", "name=sine", "train.iterations=3", "train.meta_batch_size=2",
+@pytest.mark.parametrize("preset", ["sinusoid_anil", "sinusoid_imaml"])
+def test_plain_pytorch_adapts_a_regressor_as_mamlkit_does(preset, tmp_path, monkeypatch, capsys):
+    """On sinusoids, the mlp of docs/export.md and the MSE loss; ANIL's ``adapts`` names the head
+    only, iMAML's inner loop has its proximal term."""
+    assert main(["train", preset, "name=sine", "train.iterations=3", "train.meta_batch_size=2",
                  "train.val_tasks=2", "train.progress=false", "--runs-dir", str(tmp_path)]) == 0
     run = tmp_path / "sine"
     assert main(["export", str(run), "--out", str(tmp_path / "model.safetensors"), "eval.steps=2"]) == 0
@@ -88,7 +90,12 @@ def test_plain_pytorch_adapts_a_regressor_whose_head_alone_adapts_as_mamlkit_doe
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(docs_code(), namespace)  # noqa: S102 - the documentation's own code
-    assert namespace["settings"]["adapts"] == ["4.bias", "4.weight"] and namespace["settings"]["preprocessing"] is None
+    settings = namespace["settings"]
+    assert settings["preprocessing"] is None
+    if preset == "sinusoid_anil":
+        assert settings["adapts"] == ["4.bias", "4.weight"]
+    else:
+        assert settings["proximal"] > 0 and len(settings["adapts"]) == 6
     trained = load_trained(run, [], "best")
     tasks = build_task_source(trained.config).sample(3, k_shot=5, n_query=7, generator=torch.Generator().manual_seed(1))
     predictions = trained.learner.predictions_per_step(tasks, steps=2)
