@@ -3,6 +3,7 @@ exactly what ``mamlkit eval`` reports, on the same tasks; and its bad inputs, on
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -18,7 +19,8 @@ from mamlkit.cli.run_files import load_trained
 from mamlkit.run.seeding import generator_for
 from mamlkit.training.build import build_task_source
 
-safetensors_torch = pytest.importorskip("safetensors.torch")
+needs_safetensors = pytest.mark.skipif(importlib.util.find_spec("safetensors") is None,
+                                       reason="needs the export extra")
 
 DOCS = Path(__file__).parents[2] / "docs" / "export.md"
 EVAL = ["eval.tasks=4", "eval.k_shots=[1]", "eval.n_query=2", "eval.steps=3"]
@@ -48,6 +50,7 @@ def docs_code() -> str:
     return "\n".join(re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.DOTALL))
 
 
+@needs_safetensors
 @pytest.mark.parametrize("algorithm", list(RUNS))
 def test_plain_pytorch_on_the_exported_file_scores_what_eval_reports(algorithm, runs, tmp_path, monkeypatch, capsys):
     run = runs[algorithm]
@@ -78,6 +81,7 @@ def test_plain_pytorch_on_the_exported_file_scores_what_eval_reports(algorithm, 
     assert accuracy.mean(dim=1).tolist() == reported["mean"]
 
 
+@needs_safetensors
 @pytest.mark.parametrize("preset", ["sinusoid_anil", "sinusoid_imaml"])
 def test_plain_pytorch_adapts_a_regressor_as_mamlkit_does(preset, tmp_path, monkeypatch, capsys):
     """On sinusoids, the mlp of docs/export.md and the MSE loss; ANIL's ``adapts`` names the head
@@ -106,11 +110,14 @@ def test_plain_pytorch_adapts_a_regressor_as_mamlkit_does(preset, tmp_path, monk
             torch.testing.assert_close(mine, predictions[steps, task])
 
 
+@needs_safetensors
 def test_the_file_holds_the_learner_tensors_under_their_documented_names(runs, tmp_path, capsys):
     run = runs["maml_pp"]
     out = tmp_path / "pp.safetensors"
     assert main(["export", str(run), "--out", str(out), "--checkpoint", "last"]) == 0
-    tensors = safetensors_torch.load_file(out)
+    from safetensors.torch import load_file, safe_open  # noqa: PLC0415 - an optional extra
+
+    tensors = load_file(out)
     learner = load_trained(run, [], "last").learner
     assert {name for name in tensors if not name.startswith("model.")} == set(learner.state_dict())
     assert tensors["lslr.0.weight"].shape == (2,) and tensors["bnwb.1.weight"].shape == (3, 4)
@@ -118,7 +125,7 @@ def test_the_file_holds_the_learner_tensors_under_their_documented_names(runs, t
     for name, tensor in learner.model.state_dict().items():
         assert torch.equal(tensors[f"model.{name}"], tensor)
     settings = json.loads(out.with_suffix(".json").read_text())
-    with safetensors_torch.safe_open(out, "pt") as file:
+    with safe_open(out, "pt") as file:
         assert json.loads(file.metadata()["mamlkit"]) == settings
     assert settings["learned_step_sizes"] is True and settings["source"]["checkpoint"] == "last.pt (iteration 2)"
     assert "1.weight" not in settings["adapts"] and "0.weight" in settings["adapts"]  # BNWB: BatchNorm stays
@@ -133,6 +140,7 @@ def one_line_error(capsys) -> str:
     return err
 
 
+@needs_safetensors
 def test_an_existing_output_is_replaced_only_with_overwrite(runs, tmp_path, capsys):
     run = runs["maml"]
     out = tmp_path / "model.safetensors"

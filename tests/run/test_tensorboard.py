@@ -3,6 +3,7 @@ across a resume, and ``mamlkit eval``'s results; a one-line error without the ex
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
@@ -16,7 +17,8 @@ from mamlkit.models import mlp
 from mamlkit.run.metrics import read_metrics
 from mamlkit.training.loop import learned_step_sizes
 
-event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                                       reason="needs the tensorboard extra")
 
 TINY = ["train.progress=false", "train.meta_batch_size=2", "train.val_tasks=4", "train.log_every=1",
         "train.val_every=3", "train.tensorboard=true"]
@@ -25,6 +27,8 @@ TINY = ["train.progress=false", "train.meta_batch_size=2", "train.val_tasks=4", 
 def scalars(folder) -> dict[str, dict[int, float]]:
     """tag -> {step: value} of the event files in ``folder``, as TensorBoard shows them; fails
     where a step shows more than once."""
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415 - an optional extra
+
     events = event_accumulator.EventAccumulator(str(folder), size_guidance={event_accumulator.SCALARS: 0})
     events.Reload()
     shown = {tag: {event.step: event.value for event in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
@@ -49,6 +53,7 @@ def assert_same(shown, expected):
         assert shown[tag] == pytest.approx(values, rel=1e-6), tag  # event files store float32
 
 
+@needs_tensorboard
 def test_the_event_file_holds_the_records_of_metrics_jsonl(tmp_path, capsys):
     """Meta-SGD on sinusoids: loss, gradient norm, tasks/s, validation and the learned step sizes."""
     assert main(["train", "sinusoid_meta_sgd", "name=tb", "train.iterations=4", *TINY,
@@ -62,6 +67,7 @@ def test_the_event_file_holds_the_records_of_metrics_jsonl(tmp_path, capsys):
     capsys.readouterr()
 
 
+@needs_tensorboard
 def test_a_resumed_run_shows_each_step_once_with_the_values_it_carried_on_with(tmp_path, capsys):
     """Records logged after the checkpoint a run resumes from are dropped from metrics.jsonl
     and hidden in TensorBoard; the resumed run's values replace them."""
@@ -80,6 +86,7 @@ def test_a_resumed_run_shows_each_step_once_with_the_values_it_carried_on_with(t
     capsys.readouterr()
 
 
+@needs_tensorboard
 def test_turned_on_at_a_resume_it_starts_with_the_records_of_before(tmp_path, capsys):
     runs = tmp_path / "runs"
     off = [setting for setting in TINY if setting != "train.tensorboard=true"]
@@ -103,6 +110,7 @@ def test_learned_step_sizes_are_recorded_per_step_under_maml_pp_lslr():
     assert learned_step_sizes(MAML(mlp(1, [4], 1))) == {}
 
 
+@needs_tensorboard
 @pytest.mark.rl
 def test_the_rl_trainer_mirrors_its_records_too(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -116,6 +124,7 @@ def test_the_rl_trainer_mirrors_its_records_too(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
 
 
+@needs_tensorboard
 def test_eval_writes_the_score_after_each_step_and_its_figures(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["train", "sinusoid", "name=tb", "train.iterations=2", *TINY, "--runs-dir", str(runs)]) == 0
@@ -126,6 +135,8 @@ def test_eval_writes_the_score_after_each_step_and_its_figures(tmp_path, capsys)
     shown = scalars(run / "tensorboard" / "eval")
     assert shown == {"eval/mse/5_shot": {step: pytest.approx(mean, rel=1e-6)
                                          for step, mean in enumerate(results[0]["mean"])}}
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415 - an optional extra
+
     events = event_accumulator.EventAccumulator(str(run / "tensorboard" / "eval"))
     events.Reload()
     assert sorted(events.Tags()["images"]) == ["eval/learning_curve", "eval/sinusoid_fits", "eval/step_scores"]
