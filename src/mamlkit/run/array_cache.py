@@ -67,7 +67,7 @@ def _read(path: Path, key: str) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as stored:  # no file left open on an error
             arrays = {entry: stored[entry] for entry in stored.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return None
