@@ -102,8 +102,8 @@ class ClosureMAML:
             SpecError: ``loss_fn`` does not return a floating-point scalar tensor, or (checked
                 on the learner's first call) its loss depends on no adapting parameter.
         """
-        params, shared = self._adapted(_OneTaskLoss(self.model, _callable(loss_fn)), 1, steps, inner_lr)
-        return FastModel(self.model, {name: value[0] for name, value in params.items()}, shared)
+        params, shared = self._adapted(_OneTaskLoss(self.model, _callable(loss_fn)), None, steps, inner_lr)
+        return FastModel(self.model, params, shared)
 
     def adapt_tasks(self, loss_fn: TaskLoss, task_data: Any, *, steps: int | None = None,
                     inner_lr: InnerLR | None = None) -> FastModels:
@@ -131,17 +131,20 @@ class ClosureMAML:
                                        steps, inner_lr)
         return FastModels(self.model, params, shared)
 
-    def _adapted(self, task_losses: _OneTaskLoss | _TaskBatchLoss, n_tasks: int, steps: int | None,
+    def _adapted(self, task_losses: _OneTaskLoss | _TaskBatchLoss, n_tasks: int | None, steps: int | None,
                  inner_lr: InnerLR | None) -> tuple[Params, Params]:
-        """(the adapted parameters, each (n_tasks, *shape); the other parameters and buffers)."""
+        """(the adapted parameters, each (n_tasks, *shape), or without a task axis when ``n_tasks``
+        is None (one task); the other parameters and buffers)."""
         spec = self.spec if steps is None and inner_lr is None else dataclasses.replace(
             self.spec, steps=self.spec.steps if steps is None else steps,
             inner_lr=self.spec.inner_lr if inner_lr is None else inner_lr)
         adapting, shared = {}, dict(self.model.named_buffers())
         for name, param in self.model.named_parameters():
             (adapting if name in spec.adapts else shared)[name] = param
-        with torch.enable_grad():  # also under no_grad (predictions only): the inner loop differentiates
-            per_task = per_task_copies(adapting, n_tasks, detach=False)
+        # Gradients also under no_grad (predictions only): the inner loop differentiates. Attention
+        # runs on the math kernel, the one whose backward has a derivative.
+        with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+            per_task = adapting if n_tasks is None else per_task_copies(adapting, n_tasks, detach=False)
             if not self._loss_checked:
                 _check_depends_on(task_losses.losses(per_task, shared, None, None), per_task)
                 self._loss_checked = True
@@ -204,17 +207,16 @@ class FastModels:
 
 @dataclass(frozen=True)
 class _OneTaskLoss:
-    """``core.adapt``'s view of a one-task closure: its loss under a task axis of size 1."""
+    """``core.adapt``'s view of a one-task closure. The parameters carry no task axis (the
+    inner loop's arithmetic is indifferent to it), so none is added and taken away per step."""
 
     module: nn.Module
     loss_fn: SupportLoss
 
     def losses(self, per_task: Params, shared: Params, support_x: None, support_y: None) -> Tensor:
-        """(1,): ``loss_fn`` at ``per_task``'s only task. The data are ``loss_fn``'s own."""
+        """A scalar: ``loss_fn`` at the task's parameters ``per_task``. The data are ``loss_fn``'s own."""
         del support_x, support_y
-        with sdpa_kernel(SDPBackend.MATH):  # attention with a second derivative
-            loss = self.loss_fn(_model_at(self.module, shared, {name: v[0] for name, v in per_task.items()}))
-        return _checked_scalar(loss)[None]
+        return _checked_scalar(self.loss_fn(_model_at(self.module, shared, per_task)))
 
 
 @dataclass(frozen=True)
@@ -232,8 +234,7 @@ class _TaskBatchLoss:
         def one_task(params: Params, data: Any) -> Tensor:
             return _checked_scalar(self.loss_fn(_model_at(self.module, shared, params), data))
 
-        with sdpa_kernel(SDPBackend.MATH):
-            return vmap(one_task, randomness="different")(per_task, self.task_data)
+        return vmap(one_task, randomness="different")(per_task, self.task_data)
 
 
 def _model_at(module: nn.Module, shared: Params, params: Params) -> ModelFn:
