@@ -13,7 +13,7 @@ from torch import nn
 
 import mamlkit
 from mamlkit import TaskBatch, TaskBatchError
-from mamlkit.core import SpecError
+from mamlkit.core import BatchNormIn, SpecError
 
 
 def regression():
@@ -121,3 +121,13 @@ def test_nan_inputs_give_a_nan_meta_loss():
     which the trainer's guard (``train.nonfinite``, tests/training) stops or skips on."""
     loss = regression().meta_loss(tasks(support_x=torch.full((4, 10, 1), float("nan"))))
     assert torch.isnan(loss)
+
+
+def test_a_bad_batch_norm_mode_is_one_error_wherever_it_is_given():
+    """MAML's argument and BatchNormIn's share one check: same type, same message."""
+    errors = []
+    for make in (lambda: mamlkit.MAML(nn.Linear(1, 1), batch_norm="running"), lambda: BatchNormIn("running")):
+        with pytest.raises(SpecError) as caught:
+            make()
+        errors.append((type(caught.value), str(caught.value)))
+    assert errors[0] == errors[1]

@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
+from torch import nn
 
+import mamlkit
+from mamlkit.core import SpecError
+from mamlkit.rl.config import load_rl_config
 from mamlkit.run import ConfigError
 from mamlkit.training import load_config
 from mamlkit.training.build import build_model, check_training_fits, estimate_training_memory
@@ -293,3 +297,24 @@ def test_a_config_that_does_not_fit_is_refused_with_the_figures():
                                           r"Adam's state 6\.4 GB, adapted copies 40\.0 GB, tasks' examples 0\.0 GB\); "
                                           r"this machine has 1\.0 GB: lower the model's size"):
         check_training_fits(config, available=10**9)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.5, 1e-3, 0.4, 2.0])
+def test_a_step_size_is_judged_by_one_rule_in_the_api_and_every_config(value):
+    """algorithm.inner_lr, eval.inner_lr, RL's algorithm.inner_lr and eval.inner_lrs, and
+    MAML(inner_lr=...) accept exactly the same numbers (they once disagreed about 0)."""
+    def accepts(make) -> bool:
+        try:
+            make()
+        except (ConfigError, SpecError):
+            return False
+        return True
+
+    verdicts = {
+        "api": accepts(lambda: mamlkit.MAML(nn.Linear(1, 1), inner_lr=value)),
+        "algorithm.inner_lr": accepts(lambda: load_config("sinusoid", [f"algorithm.inner_lr={value}"])),
+        "eval.inner_lr": accepts(lambda: load_config("sinusoid", [f"eval.inner_lr={value}"])),
+        "rl algorithm.inner_lr": accepts(lambda: load_rl_config("rl_navigation", [f"algorithm.inner_lr={value}"])),
+        "rl eval.inner_lrs": accepts(lambda: load_rl_config("rl_navigation", [f"eval.inner_lrs=[{value}]"])),
+    }
+    assert set(verdicts.values()) == {value > 0}, verdicts

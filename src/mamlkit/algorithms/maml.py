@@ -17,7 +17,6 @@ from torch.func import functional_call
 
 from mamlkit.algorithms.losses import PER_TASK_LOSSES, LossSpec, check_label_range, check_targets, resolve_loss
 from mamlkit.core import (
-    BATCH_NORM_MODES,
     BatchNormIn,
     BatchNormMode,
     BatchNormModeError,
@@ -30,6 +29,7 @@ from mamlkit.core import (
     TaskBatchError,
     TaskModel,
     ThroughInnerLoop,
+    check_batch_norm_mode,
     Vectorize,
     check_task_batch,
     is_vmap_limitation,
@@ -106,8 +106,7 @@ class MAML:
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         if vectorize not in VECTORIZE_CHOICES:
             raise SpecError(f"vectorize must be one of {VECTORIZE_CHOICES}; got {vectorize!r}")
-        if batch_norm not in BATCH_NORM_MODES:
-            raise SpecError(f"batch_norm must be one of {BATCH_NORM_MODES}; got {batch_norm!r}")
+        check_batch_norm_mode(batch_norm)
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
                                        or chunk_size < 1):
             raise SpecError(f"chunk_size must be None or an integer >= 1; got {chunk_size!r}")

@@ -9,6 +9,7 @@ from mamlkit.core.kernels.batch_norm import (
     BatchNormMode,
     BatchNormModeError,
     batch_norm_statistics,
+    check_batch_norm_mode,
 )
 from mamlkit.core.functional import TaskModel, Vectorize, is_vmap_limitation, per_task_copies
 from mamlkit.core.inner import adapt
@@ -17,7 +18,16 @@ from mamlkit.core.outer import meta_loss, predictions_per_step, query_losses, ta
 from mamlkit.core.solvers import conjugate_gradient
 from mamlkit.core.kernels.policy import CPU_POLICY, KernelPolicy, policy_for
 from mamlkit.core.kernels.stacked import stacked_forward, supports_stacked
-from mamlkit.core.spec import INNER_OPTIMIZERS, InnerLR, InnerOptimizer, InnerSpec, SpecError, shared_at, step_size
+from mamlkit.core.spec import (
+    INNER_OPTIMIZERS,
+    InnerLR,
+    InnerOptimizer,
+    InnerSpec,
+    SpecError,
+    check_step_size,
+    shared_at,
+    step_size,
+)
 from mamlkit.core.types import LossFn, Params, TaskBatch, TaskBatchError, check_task_batch
 
 __all__ = [
@@ -44,6 +54,8 @@ __all__ = [
     "Vectorize",
     "adapt",
     "batch_norm_statistics",
+    "check_batch_norm_mode",
+    "check_step_size",
     "check_task_batch",
     "conjugate_gradient",
     "is_vmap_limitation",

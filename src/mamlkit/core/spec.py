@@ -106,10 +106,20 @@ class InnerSpec:
                                 f"{self.adam_eps}")
 
 
+def check_step_size(value: object, name: str = "inner_lr") -> None:
+    """The one rule for a step size given as a number, in the API and in every config
+    (``algorithm.inner_lr``, ``eval.inner_lr``, RL's ``eval.inner_lrs``): finite and > 0.
+
+    Raises:
+        SpecError: naming ``name``, when ``value`` is not such a number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise SpecError(f"{name} must be a finite number > 0; got {value!r}")
+
+
 def _check_inner_lr(inner_lr: InnerLR, steps: int) -> None:
     if isinstance(inner_lr, (int, float)) and not isinstance(inner_lr, bool):
-        if not math.isfinite(inner_lr) or inner_lr < 0:
-            raise SpecError(f"inner_lr must be a finite number >= 0; got {inner_lr!r}")
+        check_step_size(inner_lr)
         return
     if isinstance(inner_lr, (Tensor, Mapping)):
         return

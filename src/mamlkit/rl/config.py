@@ -14,7 +14,8 @@ from typing import Any, Literal, Mapping, Sequence
 
 from mamlkit.rl.trpo import TRPOSettings
 from mamlkit.run.config_io import apply_overrides, read_config_data
-from mamlkit.run.schema import check_run_identity, from_mapping, require, to_mapping
+from mamlkit.core import check_step_size
+from mamlkit.run.schema import check_run_identity, from_mapping, require, require_check, to_mapping
 
 ENV_KINDS = ("navigation_2d", "halfcheetah_vel", "halfcheetah_dir")
 
@@ -66,7 +67,7 @@ class RLAlgorithmConfig:
     vectorize: Literal["vmap", "loop"] = "loop"
 
     def __post_init__(self) -> None:
-        require(self.inner_lr > 0, f"algorithm.inner_lr must be > 0; got {self.inner_lr}")
+        require_check(lambda: check_step_size(self.inner_lr, "algorithm.inner_lr"))
         require(self.trajectories >= 1, f"algorithm.trajectories must be >= 1; got {self.trajectories}")
         require(0 < self.gamma <= 1, f"algorithm.gamma must lie in (0, 1]; got {self.gamma}")
         require(0 <= self.gae_lambda <= 1, f"algorithm.gae_lambda must lie in [0, 1]; got {self.gae_lambda}")
@@ -115,8 +116,9 @@ class RLEvalConfig:
 
     def __post_init__(self) -> None:
         require(self.tasks >= 2, f"eval.tasks must be >= 2 (a confidence interval needs two); got {self.tasks}")
-        require(len(self.inner_lrs) >= 1 and all(lr > 0 for lr in self.inner_lrs),
-                f"eval.inner_lrs must be a non-empty list of step sizes > 0; got {list(self.inner_lrs)}")
+        require(len(self.inner_lrs) >= 1, "eval.inner_lrs must be a non-empty list of step sizes")
+        for lr in self.inner_lrs:
+            require_check(lambda: check_step_size(lr, "eval.inner_lrs"))
         require(self.trajectories >= 1, f"eval.trajectories must be >= 1; got {self.trajectories}")
         require(self.plot_tasks >= 0, f"eval.plot_tasks must be >= 0; got {self.plot_tasks}")
 

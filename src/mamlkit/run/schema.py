@@ -15,7 +15,7 @@ import re
 import reprlib
 import types
 import typing
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
 import torch
 
@@ -187,6 +187,15 @@ def require(condition: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``condition`` holds (for ``__post_init__``)."""
     if not condition:
         raise ConfigError(message)
+
+
+def require_check(check: Callable[[], None]) -> None:
+    """Run a check the library owns (e.g. ``mamlkit.core.check_step_size``), its ``ValueError``
+    raised as ``ConfigError`` with the same message: one rule, reported as a config mistake."""
+    try:
+        check()
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def set_dotted(cls: type, data: dict, dotted_key: str, value: Any) -> None:

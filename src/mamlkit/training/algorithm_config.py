@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mamlkit.algorithms import ANIL, CAVIA, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
-from mamlkit.run.schema import require
+from mamlkit.core import check_step_size
+from mamlkit.run.schema import require, require_check
 
 
 class AlgorithmOptions:
@@ -135,7 +136,7 @@ class AlgorithmConfig:
     def __post_init__(self) -> None:
         require(self.name in ALGORITHMS,
                 f"algorithm.name must be one of {', '.join(map(repr, ALGORITHMS))}; got {self.name!r}")
-        require(self.inner_lr > 0, f"algorithm.inner_lr must be > 0; got {self.inner_lr}")
+        require_check(lambda: check_step_size(self.inner_lr, "algorithm.inner_lr"))
         require(self.inner_steps >= 1, f"algorithm.inner_steps must be >= 1; got {self.inner_steps}")
         require(self.chunk_size is None or self.chunk_size >= 1,
                 f"algorithm.chunk_size must be null or >= 1; got {self.chunk_size}")

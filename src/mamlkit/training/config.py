@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 from mamlkit.run.config_io import apply_overrides, read_config_data
-from mamlkit.run.schema import check_run_identity, from_mapping, require, to_mapping
+from mamlkit.core import check_step_size
+from mamlkit.run.schema import check_run_identity, from_mapping, require, require_check, to_mapping
 from mamlkit.training.algorithm_config import AlgorithmConfig
 from mamlkit.training.model_configs import MLPConfig, ModelConfig
 from mamlkit.training.task_configs import SinusoidTaskConfig, TaskConfig
@@ -107,8 +108,8 @@ class EvalConfig:
                 f"eval.k_shots must be a non-empty list of integers >= 1; got {list(self.k_shots)}")
         require(self.n_query >= 1, f"eval.n_query must be >= 1; got {self.n_query}")
         require(self.steps >= 1, f"eval.steps must be >= 1; got {self.steps}")
-        require(self.inner_lr is None or self.inner_lr > 0,
-                f"eval.inner_lr must be null (the training one) or > 0; got {self.inner_lr}")
+        if self.inner_lr is not None:  # null: the training one
+            require_check(lambda: check_step_size(self.inner_lr, "eval.inner_lr"))
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,24 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
+from mamlkit.core.spec import SpecError
+
 BatchNormMode = Literal["transductive", "frozen"]
 BATCH_NORM_MODES: tuple[str, ...] = ("transductive", "frozen")
 
 
-class BatchNormModeError(ValueError):
-    """A BatchNorm mode that cannot apply to the model at hand."""
+class BatchNormModeError(SpecError):
+    """A BatchNorm mode that is unknown or cannot apply to the model at hand."""
+
+
+def check_batch_norm_mode(mode: object) -> None:
+    """The one check of a ``batch_norm`` setting (the learners', ``BatchNormIn``'s).
+
+    Raises:
+        BatchNormModeError: ``mode`` is not one of ``BATCH_NORM_MODES``.
+    """
+    if mode not in BATCH_NORM_MODES:
+        raise BatchNormModeError(f"batch_norm must be one of {BATCH_NORM_MODES}; got {mode!r}")
 
 
 def batch_norm_transductive(
@@ -146,8 +158,7 @@ class BatchNormIn(TorchFunctionMode):
 
     def __init__(self, mode: BatchNormMode) -> None:
         super().__init__()
-        if mode not in BATCH_NORM_MODES:
-            raise BatchNormModeError(f"batch_norm must be one of {BATCH_NORM_MODES}; got {mode!r}")
+        check_batch_norm_mode(mode)
         self.mode = mode
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
