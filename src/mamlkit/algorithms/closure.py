@@ -99,6 +99,7 @@ class ClosureMAML:
             The model at the adapted parameters, differentiable with respect to θ.
 
         Raises:
+            TypeError: ``loss_fn`` is not callable.
             SpecError: ``loss_fn`` does not return a floating-point scalar tensor, or (checked
                 on the learner's first call) its loss depends on no adapting parameter.
         """
@@ -244,6 +245,7 @@ def _model_at(module: nn.Module, shared: Params, params: Params) -> ModelFn:
 
 
 def _callable(loss_fn: Any) -> Any:
+    """``loss_fn`` if it can be called; else a ``TypeError`` saying what it is."""
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, loss_fn(model_fn) -> scalar tensor; got {type(loss_fn).__name__}")
     return loss_fn
