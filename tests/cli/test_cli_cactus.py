@@ -53,7 +53,7 @@ def cache_files(run: Path) -> dict[str, float]:
     return {path.name: path.stat().st_mtime_ns for path in sorted((run / "cactus").glob("*.npz"))}
 
 
-@pytest.mark.parametrize("embedding", ["contrastive", "pca"])
+@pytest.mark.parametrize("embedding", [pytest.param("contrastive", marks=pytest.mark.slow), "pca"])
 def test_meta_training_gives_bit_identical_weights_whatever_labels_the_training_images_had(embedding, tmp_path):
     weights = {}
     for layout in ("by_class", "shuffled", "flat"):
