@@ -16,6 +16,7 @@ from mamlkit.data import ClassImages, ImagePool
 from mamlkit.run.array_cache import cached_arrays
 from mamlkit.run.seeding import generator_for
 from mamlkit.tasks import CACTUsTasks, SamplerError
+from mamlkit.training.task_configs import CACTUsTaskConfig
 from mamlkit.unsupervised import embed_pool, kmeans_partitions
 
 __all__ = ["CACHE_FOLDER", "cactus_partitions", "cactus_tasks"]
@@ -24,9 +25,9 @@ CACHE_FOLDER = "cactus"
 """The run folder's sub-folder that holds CACTUs' cached embeddings and partitions."""
 
 
-def cactus_tasks(task, pool: ImagePool, labelled: Mapping[str, ClassImages], *, seed: int,
+def cactus_tasks(task: CACTUsTaskConfig, pool: ImagePool, labelled: Mapping[str, ClassImages], *, seed: int,
                  cache: Path | None) -> CACTUsTasks:
-    """``CACTUsTasks`` of ``task`` (a ``CACTUsTaskConfig``) over ``pool``, whose partitions are
+    """``CACTUsTasks`` of ``task`` over ``pool``, whose partitions are
     made at the first training task by ``cactus_partitions``.
 
     Raises:
@@ -40,7 +41,7 @@ def cactus_tasks(task, pool: ImagePool, labelled: Mapping[str, ClassImages], *, 
                        partitions=lambda: cactus_partitions(task, pool, seed=seed, cache=cache))
 
 
-def cactus_partitions(task, pool: ImagePool, *, seed: int, cache: Path | None) -> np.ndarray:
+def cactus_partitions(task: CACTUsTaskConfig, pool: ImagePool, *, seed: int, cache: Path | None) -> np.ndarray:
     """The k-means partitions of ``pool``'s embedding, as ``task.embedding`` and ``task.partitions``
     say, from random streams of ``seed``.
 
