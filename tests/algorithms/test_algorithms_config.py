@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+from pathlib import Path
+
 import pytest
 
 from family_reference import one_thread  # noqa: F401 - autouse fixture
-from mamlkit.algorithms import ANIL, CAVIA, FOMAML, IMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
+from mamlkit.algorithms import ANIL, CAVIA, FOMAML, IMAML, MAML, Learner, MAMLPlusPlus, MetaSGD, Reptile
 from mamlkit.run import ConfigError
 from mamlkit.training import load_config
 from mamlkit.training.algorithm_config import ALGORITHMS
@@ -84,3 +88,19 @@ def _learner(preset, *overrides):
 
 def _escape(text: str) -> str:
     return "".join("\\" + c if c in "[]().*+?" else c for c in text)
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_every_registered_learner_satisfies_the_learner_protocol(name):
+    preset = "sinusoid" if name == "maml" else f"sinusoid_{name}"
+    assert isinstance(_learner(preset), Learner)
+
+
+@pytest.mark.parametrize("module", ["mamlkit.training.loop", "mamlkit.evaluation.protocol", "mamlkit.evaluation.plots",
+                                    "mamlkit.cli.run_files", "mamlkit.training.learners"])
+def test_the_code_around_the_algorithms_talks_to_the_protocol_only(module):
+    """It imports no learner class from mamlkit.algorithms (the registry picks the class)."""
+    tree = ast.parse(Path(importlib.import_module(module).__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == "mamlkit.algorithms" for alias in node.names}
+    assert imported <= {"Learner"}, imported

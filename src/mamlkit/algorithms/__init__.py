@@ -9,6 +9,7 @@ from mamlkit.algorithms.losses import LOSSES, check_targets, resolve_loss
 from mamlkit.algorithms.maml import MAML, AdaptedModel
 from mamlkit.algorithms.maml_pp import MAMLPlusPlus, cosine_meta_lr, msl_weights
 from mamlkit.algorithms.meta_sgd import MetaSGD
+from mamlkit.algorithms.protocol import Learner
 from mamlkit.algorithms.reptile import Reptile
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "FOMAML",
     "IMAML",
     "LOSSES",
+    "Learner",
     "MAML",
     "AdaptedModel",
     "FastModel",

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from mamlkit.algorithms import MAML
+from mamlkit.algorithms import Learner
 from mamlkit.cli.errors import print_problem
 from mamlkit.run import RunFiles
 from mamlkit.training import Config, load_config
@@ -22,7 +22,7 @@ class TrainedRun:
     """A run folder's config, and a learner holding the weights of one of its checkpoints."""
 
     config: Config
-    learner: MAML
+    learner: Learner
     files: RunFiles
     checkpoint_name: str
 

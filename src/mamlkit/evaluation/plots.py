@@ -10,14 +10,14 @@ from typing import Any, Sequence
 import torch
 from matplotlib.figure import Figure
 
-from mamlkit.algorithms import MAML
+from mamlkit.algorithms import Learner
 from mamlkit.core import TaskBatch
 from mamlkit.evaluation.protocol import StepScores
 from mamlkit.evaluation.stats import DIVERGENCE_FACTOR
 from mamlkit.tasks.sinusoid import SinusoidTasks, sinusoid
 
 
-def plot_sinusoid_fits(learner: MAML, tasks: SinusoidTasks, path: Path, *, title: str, k_shot: int = 5,
+def plot_sinusoid_fits(learner: Learner, tasks: SinusoidTasks, path: Path, *, title: str, k_shot: int = 5,
                        steps: Sequence[int] = (1, 10), n_panels: int = 3, inner_lr: float | None = None,
                        generator: torch.Generator) -> Figure:
     """Ground truth, the K support points, and the model's curve before adaptation and after

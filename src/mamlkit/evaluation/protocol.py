@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from mamlkit.algorithms import MAML
+from mamlkit.algorithms import Learner
 from mamlkit.core import TaskBatch
 from mamlkit.evaluation.stats import bootstrap_ci95, diverged, mean_ci95, median
 from mamlkit.tasks import TaskSource
@@ -105,7 +105,7 @@ def protocol_tasks(tasks: TaskSource, *, k_shot: int, n_query: int, n_tasks: int
                            split=split)
 
 
-def evaluate(learner: MAML, tasks: TaskSource, *, k_shot: int, n_query: int, n_tasks: int, steps: int,
+def evaluate(learner: Learner, tasks: TaskSource, *, k_shot: int, n_query: int, n_tasks: int, steps: int,
              inner_lr: float | None, generator: torch.Generator, split: str = "test",
              batch_tasks: int | None = None, progress: bool = False) -> list[StepScores]:
     """Score ``learner`` on ``n_tasks`` tasks after 0..``steps`` inner steps.

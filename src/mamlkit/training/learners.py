@@ -8,14 +8,14 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from mamlkit.algorithms import MAML
+from mamlkit.algorithms import Learner
 from mamlkit.run.checkpoint import CheckpointError
 from mamlkit.run.seeding import generator_for
 from mamlkit.training.algorithm_config import ALGORITHMS
 from mamlkit.training.config import Config
 
 
-def build_learner(config: Config, model: nn.Module, loss: str) -> MAML:
+def build_learner(config: Config, model: nn.Module, loss: str) -> Learner:
     """The learner of ``config.algorithm`` over ``model``, scoring tasks with ``loss``.
 
     Build it after the model is on its device and dtype: learners with tensors of
@@ -38,7 +38,7 @@ def build_learner(config: Config, model: nn.Module, loss: str) -> MAML:
         return ALGORITHMS[algorithm.name].learner(model, **common, **algorithm.learner_arguments())
 
 
-def restore_learner(learner: MAML, checkpoint: Mapping[str, Any], source: Path) -> MAML:
+def restore_learner(learner: Learner, checkpoint: Mapping[str, Any], source: Path) -> Learner:
     """Load a checkpoint's model weights and learner state (learned step sizes, per-step
     BatchNorm tensors) into ``learner``; checkpoints without a learner state (format 1)
     restore the model only. Returns ``learner``.

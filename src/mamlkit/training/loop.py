@@ -2,8 +2,8 @@
 meta-batch, the meta-gradient and its all-reduce, the guarded update) and what validation
 scores (the query loss of fixed validation tasks).
 
-The loop drives every algorithm of the family through the same hooks (see
-``mamlkit.algorithms.MAML``): ``meta_optimizer(lr)`` over ``meta_parameters()``,
+The loop drives every algorithm of the family through the same hooks (the
+``mamlkit.algorithms.Learner`` protocol): ``meta_optimizer(lr)`` over ``meta_parameters()``,
 ``on_iteration(i, total)`` and the learning rate ``meta_lr(base, i, total)`` before each
 ``meta_backward``, and ``state_dict()`` saved beside the model's. ``meta_backward``
 leaves the meta-gradient in ``.grad`` (MAML's autograd gradient, Reptile's direction,
@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from mamlkit.algorithms import MAML
+from mamlkit.algorithms import Learner
 from mamlkit.run.checkpoint import CheckpointError, load_first_usable
 from mamlkit.run.loop import LoopSettings, LoopState, TrainingError, run_iterations
 from mamlkit.run.run_folder import RunFiles
@@ -42,7 +42,7 @@ class TrainState(LoopState):
     consecutive_skips: int = 0
 
 
-def train(learner: MAML, tasks: TaskSource, config: Config, files: RunFiles, *, resume: bool = False,
+def train(learner: Learner, tasks: TaskSource, config: Config, files: RunFiles, *, resume: bool = False,
           ranks: Ranks = SINGLE, report: Callable[[str], None] | None = None,
           on_start: Callable[[], None] | None = None) -> TrainState:
     """Meta-train ``learner`` (its model and its own meta-parameters) for ``config.train.iterations``
@@ -95,7 +95,7 @@ class SupervisedIterations:
     val_key = "val_loss"
     higher_is_better = False
 
-    def __init__(self, learner: MAML, tasks: TaskSource, config: Config, files: RunFiles,
+    def __init__(self, learner: Learner, tasks: TaskSource, config: Config, files: RunFiles,
                  optimizer: torch.optim.Optimizer, ranks: Ranks) -> None:
         self.learner, self.tasks, self.config, self.files, self.optimizer, self.ranks = \
             learner, tasks, config, files, optimizer, ranks
@@ -169,7 +169,7 @@ class SupervisedIterations:
         }
 
 
-def _guarded_step(learner: MAML, optimizer: torch.optim.Optimizer, settings: TrainConfig) -> str | None:
+def _guarded_step(learner: Learner, optimizer: torch.optim.Optimizer, settings: TrainConfig) -> str | None:
     """Take the optimizer step; say why, and under ``train.nonfinite=skip`` undo it, when it
     leaves a non-finite meta-parameter or grows the norm of the meta-parameters (all
     together) by more than ``settings.max_update_ratio`` times ``max(norm, 1)``.
@@ -221,7 +221,7 @@ def _skip_or_stop(settings: TrainConfig, state: TrainState, iteration: int, prob
                             f"{problem}); stopped. {advice}")
 
 
-def validation_loss(learner: MAML, batch) -> float:
+def validation_loss(learner: Learner, batch) -> float:
     """Mean query loss over ``batch``'s tasks after the training number of inner steps."""
     predictions = learner.predictions_per_step(batch)[-1]  # (tasks, n_query, *out)
     query_y = batch.query_y.to(predictions.device)
@@ -229,7 +229,7 @@ def validation_loss(learner: MAML, batch) -> float:
     return torch.stack(losses).mean().item()
 
 
-def learned_step_sizes(learner: MAML) -> dict[str, float]:
+def learned_step_sizes(learner: Learner) -> dict[str, float]:
     """The meta-learned inner step sizes, as metrics records hold them: Meta-SGD's mean over
     each parameter's elements under ``"inner_lr/<parameter>"``, MAML++ LSLR's per step under
     ``"inner_lr/step_<s>/<parameter>"`` (s = 1, 2, ...); none where the step size is fixed."""
@@ -244,12 +244,12 @@ def learned_step_sizes(learner: MAML) -> dict[str, float]:
     return dict(zip(named, means))
 
 
-def _grad_norm(learner: MAML) -> float:
+def _grad_norm(learner: Learner) -> float:
     norms = [p.grad.detach().norm() for p in learner.meta_parameters() if p.grad is not None]
     return torch.stack(norms).norm().item() if norms else 0.0
 
 
-def _restore(files: RunFiles, learner: MAML, optimizer: torch.optim.Optimizer) -> tuple[TrainState, str | None]:
+def _restore(files: RunFiles, learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[TrainState, str | None]:
     """The state of the latest readable checkpoint, loaded into ``learner`` and ``optimizer``,
     and a note when that is not ``last.pt``."""
     def use(checkpoint: dict[str, Any], path) -> None:
