@@ -1,7 +1,7 @@
 """Test accuracy against meta-training time: unsupervised recipes, supervised MAML and the
 baselines without meta-training, for docs/unsupervised.md (issue 19).
 
-    python benchmarks/plot_unsupervised.py RUN [RUN ...] [--baselines FILE] [--k-shot 1]
+    python benchmarks/plot_unsupervised.py RUN [RUN ...] [--baselines FILE ...] [--k-shot 1]
                                            [--out docs/figures/unsupervised_omniglot_5w1s.png]
 
 Each RUN is a folder that holds a run's ``config.yaml``, its ``metrics.jsonl`` (optional), and
@@ -11,7 +11,7 @@ inner steps (mean ± 95% CI) against the meta-training time up to the checkpoint
 summed from the logged throughput (each log window's iterations × meta-batch ÷ tasks_per_s:
 the time spent in meta-training iterations, without validation or loading the data). A run
 without ``metrics.jsonl`` is placed at its budget, ``train.max_minutes``. Points of one run are
-joined by a line. ``--baselines`` is the JSON of ``benchmarks/unsupervised_baselines.py``:
+joined by a line. Each ``--baselines`` file is the JSON of ``benchmarks/unsupervised_baselines.py``:
 each method a point at its embedding time (the only time it spends before seeing a task).
 The papers' figures for the same protocol are grey horizontal lines.
 
@@ -130,6 +130,8 @@ def plot(points: list[Point], path: Path, *, k_shot: int, title: str) -> None:
         axis.axhline(accuracy, color="grey", linewidth=0.8, linestyle="--")
         axis.annotate(name, (1.0, accuracy), xycoords=("axes fraction", "data"), ha="right", va="bottom",
                       fontsize="x-small", color="grey")
+    highest = max([p.accuracy + p.ci95 for p in points] + [accuracy for _, accuracy in PAPERS.get(k_shot, [])])
+    axis.set_ylim(top=min(highest + 2, 101))  # room for the papers' labels
     axis.set_xlabel("meta-training time (minutes; baselines: fitting the embedding)")
     axis.set_ylabel(f"test accuracy after adaptation (%), K = {k_shot}")
     axis.set_title(title, fontsize="medium")
@@ -144,14 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="folder: config.yaml, metrics.jsonl, results*.json")
-    parser.add_argument("--baselines", type=Path, help="results JSON of benchmarks/unsupervised_baselines.py")
+    parser.add_argument("--baselines", type=Path, action="append", default=[],
+                        help="results JSON of benchmarks/unsupervised_baselines.py (repeat for several)")
     parser.add_argument("--k-shot", type=int, default=1)
     parser.add_argument("--title", default="Omniglot 5-way, 600 test tasks")
     parser.add_argument("--out", type=Path, default=Path("docs/figures/unsupervised_omniglot_5w1s.png"))
     args = parser.parse_args(argv)
     points = [point for folder in args.runs for point in run_points(folder, args.k_shot)]
-    if args.baselines is not None:
-        points += baseline_points(args.baselines, args.k_shot)
+    points += [point for path in args.baselines for point in baseline_points(path, args.k_shot)]
     if not points:
         raise SystemExit(f"no K = {args.k_shot} accuracy in the results given")
     print(table(points))
