@@ -70,8 +70,8 @@ from mamlkit.unsupervised import EmbeddingSettings, encode, train_contrastive_en
 METHODS = ("pca", "contrastive", "scratch")
 PCA_DIMS = (4, 8, 16, 32, 64, 128, 256)
 L2_WEIGHTS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-SCRATCH_LRS = (0.01, 0.03, 0.1, 0.3)
-SCRATCH_MAX_STEPS = 50
+SCRATCH_LRS = (0.03, 0.1, 0.3)
+SCRATCH_MAX_STEPS = 20
 QUICK = dict(dims=(2, 4), l2=(1e-2,), lrs=(0.1,), max_steps=3)
 QUICK_ENCODER = ["task.embedding.dim=4", "task.embedding.contrastive.epochs=1",
                  "task.embedding.contrastive.batch_size=8", "task.embedding.contrastive.filters=2"]
