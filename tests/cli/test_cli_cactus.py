@@ -66,7 +66,7 @@ def test_meta_training_gives_bit_identical_weights_whatever_labels_the_training_
             torch.testing.assert_close(value, weights["by_class"][key], rtol=0, atol=0, msg=f"{layout}: {key}")
 
 
-def test_a_cactus_run_trains_caches_its_partitions_and_evaluates_on_labelled_tasks(tmp_path, capsys):
+def test_a_cactus_run_trains_caches_its_partitions_evaluates_on_labelled_tasks_and_adapts(tmp_path, capsys):
     root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat")
     assert train_cactus(root, tmp_path / "runs", "tiny") == 0
     run = tmp_path / "runs" / "tiny"
@@ -79,6 +79,11 @@ def test_a_cactus_run_trains_caches_its_partitions_and_evaluates_on_labelled_tas
     assert main(["eval", str(run)]) == 0
     assert "accuracy" in (run / "eval" / "results.md").read_text() and "10 tasks" in capsys.readouterr().out
     assert cache_files(run) == cached
+    support = image_folder(tmp_path / "support", ["a", "b"], per_class=2)
+    query = image_folder(tmp_path / "query", ["q"], per_class=3) / "q"
+    assert main(["adapt", str(run), "--support", str(support), "--query", str(query),
+                 "--out", str(tmp_path / "predictions.csv")]) == 0
+    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 1 + 3
 
 
 def test_a_resume_reads_the_cache_and_a_changed_setting_recomputes_what_depends_on_it(tmp_path):
