@@ -8,7 +8,7 @@ import hashlib
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -27,8 +27,8 @@ CACHE_FOLDER = "cactus"
 
 def cactus_tasks(task: CACTUsTaskConfig, pool: ImagePool, labelled: Mapping[str, ClassImages], *, seed: int,
                  cache: Path | None) -> CACTUsTasks:
-    """``CACTUsTasks`` of ``task`` over ``pool``, whose partitions are
-    made at the first training task by ``cactus_partitions``.
+    """``CACTUsTasks`` of ``task`` over ``pool``, whose partitions are made at the first
+    training task by ``cactus_partitions``.
 
     Raises:
         SamplerError: more clusters than images, or what ``CACTUsTasks`` raises.
@@ -68,11 +68,13 @@ def cactus_partitions(task: CACTUsTaskConfig, pool: ImagePool, *, seed: int, cac
     return _cached(cache, "partitions", partitions_key, partition)["partitions"]
 
 
-def _cached(cache: Path | None, name: str, key: dict, compute) -> dict[str, np.ndarray]:
+def _cached(cache: Path | None, name: str, key: dict,
+            compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return compute() if cache is None else cached_arrays(cache, name, key, compute)
 
 
-def _timed(name: str, compute) -> dict[str, np.ndarray]:
+def _timed(name: str, compute: Callable[[], np.ndarray]) -> dict[str, np.ndarray]:
+    """``{name: compute(), "seconds": how long it took}``."""
     start = time.perf_counter()
     result = compute()
     return {name: result, "seconds": np.array(time.perf_counter() - start)}
