@@ -62,8 +62,9 @@ def omniglot_classes(archive):
     classes = defaultdict(list)
     with zipfile.ZipFile(archive) as z:
         for name in sorted(z.namelist()):
-            if name.endswith(".png"):
-                classes[name.rsplit("/", 2)[-3] + "_" + name.rsplit("/", 2)[-2]].append(z.read(name))
+            if name.endswith(".png"):  # images_*/<alphabet>/<character>/<drawing>.png
+                alphabet, character = name.split("/")[-3:-1]
+                classes[f"{alphabet}_{character}"].append(z.read(name))
     return classes
 
 
