@@ -43,6 +43,7 @@ class IMAML(MAML):
     The value ``meta_backward`` returns is the mean query loss at φ* (detached).
 
     Example:
+        >>> import torch
         >>> from mamlkit import TaskBatch
         >>> model = nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 1))
         >>> learner = IMAML(model, inner_lr=0.01, inner_steps=10, lam=1.0, cg_steps=5)
