@@ -8,7 +8,7 @@
 # come from the other alphabets (images_evaluation.zip), characters never seen in training.
 # With your own data, skip step 1 and lay out WORK/data as it does.
 #
-#   bash examples/unsupervised_folder.sh                          # ~10 minutes on 2 CPU cores
+#   bash examples/unsupervised_folder.sh                          # 5 minutes of meta-training, and a minute or two
 #   OMNIGLOT=/path/to/zips MINUTES=30 bash examples/unsupervised_folder.sh
 #   SOURCE=my_labelled_tree bash examples/unsupervised_folder.sh  # SOURCE/<class>/<image>
 #
