@@ -152,7 +152,10 @@ def run_contender(contender, args: argparse.Namespace, out: Path) -> dict[str, A
     print(f"[{contender.name}] training for {args.budget_minutes:g} min, validating every {args.every_minutes:g} min "
           f"(load {load_average()})", flush=True)
     load_before, started = load_average(), time.time()
-    result, best = race(contender, budget_s=60 * args.budget_minutes, every_s=60 * args.every_minutes)
+    result, best = race(contender, budget_s=60 * args.budget_minutes, every_s=60 * args.every_minutes,
+                        on_point=lambda p: print(f"[{contender.name}] {p.train_seconds / 60:.2f} min, iteration "
+                                                 f"{p.iteration}: {100 * p.accuracy[-1]:.2f}% (validated in "
+                                                 f"{p.val_seconds:.0f} s; load {load_average()[0]})", flush=True))
     load_after, trained = load_average(), time.time()
     if args.checkpoint == "best" and best is not None:
         contender.restore(best)

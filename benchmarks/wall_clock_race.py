@@ -122,7 +122,7 @@ class Race:
 
 
 def race(contender: Contender, *, budget_s: float, every_s: float, wall: TrainingClock | None = None,
-         cpu: TrainingClock | None = None) -> tuple[Race, Any]:
+         cpu: TrainingClock | None = None, on_point: Callable[[Point], None] | None = None) -> tuple[Race, Any]:
     """Meta-train ``contender`` for ``budget_s`` seconds of training wall time, validating at
     the start and after the first iteration that ends past each multiple of ``every_s``
     (and at the end), with both clocks stopped while it validates.
@@ -134,6 +134,7 @@ def race(contender: Contender, *, budget_s: float, every_s: float, wall: Trainin
     Args:
         wall: the training clock of the budget (default: wall time from now).
         cpu: a second training clock, of CPU time (default: this process's).
+        on_point: called with each validation's ``Point`` (e.g. to show progress).
 
     Returns:
         The race, and the snapshot of its best validation.
@@ -155,6 +156,8 @@ def race(contender: Contender, *, budget_s: float, every_s: float, wall: Trainin
             if accuracy[-1] > best:
                 best, best_snapshot, result.best_iteration = accuracy[-1], contender.snapshot(), iteration
         result.points.append(Point(iteration, train_seconds, cpu_seconds, pause.seconds, accuracy))
+        if on_point is not None:
+            on_point(result.points[-1])
 
     validate(0)
     iteration, next_check = 0, every_s

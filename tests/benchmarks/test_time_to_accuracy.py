@@ -62,9 +62,10 @@ class FakeContender:
 def test_validation_time_is_excluded_from_the_training_clock(benchmark):
     _, race_module = benchmark
     time = FakeTime()
-    contender = FakeContender(time, [0.2, 0.6, 0.9, 0.8, 0.85])
+    contender, shown = FakeContender(time, [0.2, 0.6, 0.9, 0.8, 0.85]), []
     result, best = race_module.race(contender, budget_s=10, every_s=3, wall=race_module.TrainingClock(time),
-                                    cpu=race_module.TrainingClock(time))
+                                    cpu=race_module.TrainingClock(time), on_point=shown.append)
+    assert shown == result.points
     assert [p.iteration for p in result.points] == [0, 3, 6, 9, 10]
     assert [p.train_seconds for p in result.points] == [0, 3, 6, 9, 10]  # validation's 5 s each left out
     assert [p.cpu_seconds for p in result.points] == [0, 3, 6, 9, 10]
