@@ -59,8 +59,7 @@ from torch.nn import functional
 from mamlkit.core import TaskBatch
 from mamlkit.evaluation import bootstrap_ci95, mean_ci95, median, per_task_scores, protocol_tasks
 from mamlkit.run.seeding import generator_for
-from mamlkit.tasks import TaskSource
-from mamlkit.tasks.few_shot import images_to_tensor
+from mamlkit.tasks import TaskSource, images_to_tensor
 from mamlkit.training import load_config
 from mamlkit.training.build import build_model, build_task_source
 from mamlkit.training.config import Config
