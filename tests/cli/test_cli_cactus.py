@@ -4,7 +4,6 @@ the run folder; bad inputs are one line."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -11,7 +11,7 @@ from mamlkit import TaskBatch
 from mamlkit.algorithms import MAMLPlusPlus, MetaSGD
 from mamlkit.algorithms.losses import LOSSES
 from reference import loop_meta_grad
-from zoo import batch_for, conv_bn, mlp
+from zoo import batch_for, conv_bn
 
 
 def meta_grads(learner, batch: TaskBatch) -> dict[str, torch.Tensor]:
