@@ -16,7 +16,7 @@ Writes to ``--out``: ``curves.json`` (every validation: iteration, training wall
 seconds, validation seconds, accuracy after each inner step; the time to each
 ``--thresholds`` accuracy; the test scores; machine, load, command), ``curves.png``
 (accuracy against training wall time and CPU time), ``results.md`` (the table), and each
-contender's test report (``<label>/results.{json,md}``, as ``mamlkit eval`` writes them).
+contender's test report (``<label as a folder name>/results.{json,md}``, as ``mamlkit eval`` writes them).
 
     .venv/bin/python benchmarks/time_to_accuracy.py omniglot_5w1s task.root=/work/data/omniglot \\
         train.threads=1 --budget-minutes 15 --every-minutes 1 --out docs/results/time_to_accuracy/5w1s_15min
@@ -30,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 import tempfile
@@ -129,6 +130,16 @@ def write_quick_data(root: Path, *, classes: int = 8, per_class: int = 6, size: 
     return root
 
 
+def folder_name(label: str) -> str:
+    """A contender's label as a plain folder name.
+
+    Example:
+        >>> folder_name("first order (DA)")
+        'first_order_DA'
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "contender"
+
+
 def machine() -> dict[str, Any]:
     """The CPU, torch, threads and the load average now."""
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -148,7 +159,7 @@ def scores_data(scores: list[StepScores]) -> list[dict[str, Any]]:
 
 def run_contender(contender, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Race ``contender``, score its best (or final) meta-parameters on the test tasks, and
-    write its test report to ``out/<label>/``."""
+    write its test report to ``out/<folder_name(label)>/``."""
     print(f"[{contender.name}] training for {args.budget_minutes:g} min, validating every {args.every_minutes:g} min "
           f"(load {load_average()})", flush=True)
     load_before, started = load_average(), time.time()
@@ -166,7 +177,7 @@ def run_contender(contender, args: argparse.Namespace, out: Path) -> dict[str, A
     protocol = contender.config.eval
     write_report(test, {"contender": contender.name, "checkpoint": checkpoint, "test tasks": protocol.tasks,
                         "inner steps": protocol.steps, "seed": protocol.seed},
-                 out / contender.name / "results.json", out / contender.name / "results.md")
+                 out / folder_name(contender.name) / "results.json", out / folder_name(contender.name) / "results.md")
     last = result.points[-1]
     print(f"[{contender.name}] {last.iteration} iterations in {last.train_seconds:.0f} s of training "
           f"({last.cpu_seconds:.0f} CPU s), validation {result.validation_seconds:.0f} s; test accuracy "
