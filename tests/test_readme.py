@@ -119,7 +119,7 @@ def _run(command: str, folder: Path, env: dict[str, str], logs: Path, *, interru
     err_path = logs.with_name(logs.name + ".err")
     with open(logs.with_name(logs.name + ".out"), "w") as out, open(err_path, "w") as err:
         process = subprocess.Popen(["bash", "-c", command], cwd=folder, env=env, stdout=out, stderr=err,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_default_ctrl_c)
         try:
             if interrupt:
                 deadline = time.monotonic() + LIMIT_S
@@ -136,6 +136,13 @@ def _run(command: str, folder: Path, env: dict[str, str], logs: Path, *, interru
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
     return (128 - returncode if returncode < 0 else returncode), err_path.read_text(errors="replace")
+
+
+def _default_ctrl_c() -> None:
+    """In the child, before exec: SIGINT's default action, as in a user's terminal. A suite run as
+    a background job of a non-interactive shell inherits SIGINT ignored, and so would ``make``
+    (which then outlives its interrupted recipe) and every command that installs no handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _dry_run(command: str, folder: Path, env: dict[str, str]) -> list[str]:
