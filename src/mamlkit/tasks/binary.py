@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from mamlkit.core.types import TaskBatch
-from mamlkit.tasks.source import SamplerError
+from mamlkit.tasks.source import check_counts
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,7 @@ class BinaryTasks:
             (n_tasks, 2·K) int64 in {0, 1}, query_x (n_tasks, 2·Q, dim), query_y (n_tasks, 2·Q).
         """
         del split
-        for name, value in (("n_tasks", n_tasks), ("k_shot", k_shot), ("n_query", n_query)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SamplerError(f"{name} must be an integer >= 1; got {value!r}")
+        check_counts(n_tasks=n_tasks, k_shot=k_shot, n_query=n_query)
         normal, offset = self.sample_boundaries(n_tasks, generator)
         per_class = k_shot + n_query
         x = self._examples(normal, offset, per_class, generator)  # (tasks, 2, K+Q, dim)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mamlkit.core.types import TaskBatch
 from mamlkit.data import ClassImages, ImagePool
-from mamlkit.tasks.few_shot import FewShotTasks, _distinct_below, images_to_tensor
+from mamlkit.tasks.few_shot import _distinct_below, images_to_tensor
+from mamlkit.tasks.pool_tasks import PoolTasks
 from mamlkit.tasks.source import SamplerError
 
 __all__ = ["CACTUsTasks", "Clusters"]
@@ -61,7 +61,7 @@ class Clusters:
             self.eligible[p, :len(clusters)] = clusters
 
 
-class CACTUsTasks:
+class CACTUsTasks(PoolTasks):
     """Meta-training tasks from the clusters of an unlabelled pool; labelled validation and test tasks.
 
     Args:
@@ -90,31 +90,11 @@ class CACTUsTasks:
 
     def __init__(self, pool: ImagePool, labelled: Mapping[str, ClassImages], *, n_way: int,
                  partitions: Callable[[], np.ndarray], rotations: bool = False) -> None:
-        if "train" in labelled:
-            raise SamplerError("CACTUsTasks meta-trains on the unlabelled pool only; pass val and test splits "
-                               "as the labelled ones, not train")
-        if isinstance(n_way, bool) or not isinstance(n_way, int) or n_way < 2:
-            raise SamplerError(f"n_way must be an integer >= 2; got {n_way!r}")
-        if pool.n_images < n_way:
-            raise SamplerError(f"the unlabelled training images number {pool.n_images}, fewer than n_way = {n_way}; "
-                               "add images or lower n_way")
-        shapes = {pool.image_shape} | {data.image_shape for data in labelled.values()}
-        if len(shapes) > 1:
-            raise SamplerError(f"the pool's and the labelled splits' images differ in shape (H, W, C): "
-                               f"{sorted(shapes)}")
-        self.pool = pool
-        self.labelled = FewShotTasks(labelled, n_way=n_way) if labelled else None
-        self.n_way = n_way
+        super().__init__(pool, labelled, n_way=n_way, too_few_images="add images or lower n_way")
         self.rotations = rotations
         self._make_partitions = partitions
         self._partitions: np.ndarray | None = None
         self._clusters: dict[int, Clusters] = {}  # by the fewest members a class needs
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the images the tasks hold."""
-        height, width, channels = self.pool.image_shape
-        return channels, height, width
 
     def clusters(self, min_size: int) -> Clusters:
         """The partitions' clusters with at least ``min_size`` members (the partitions are made
@@ -141,33 +121,16 @@ class CACTUsTasks:
             self._clusters[min_size] = clusters
         return self._clusters[min_size]
 
-    def sample(self, n_tasks: int, *, k_shot: int, n_query: int, generator: torch.Generator,
-               split: str = "train") -> TaskBatch:
-        """``n_tasks`` tasks of ``split``: CACTUs' for "train", labelled ones otherwise.
+    def _train_images(self, n_tasks: int, k_shot: int, n_query: int, generator: torch.Generator) -> Tensor:
+        """A task draws a partition uniformly, then N distinct classes uniformly among its
+        clusters of at least K + Q images (each cluster at 4 rotations with ``rotations``), then
+        K + Q distinct images of each, in random order: the first K its support, the rest its query.
 
-        A "train" task draws a partition uniformly, then N distinct classes uniformly
-        among its clusters of at least K + Q images (each cluster at 4 rotations with
-        ``rotations``), then K + Q distinct images of each, in random order: the first K
-        are its support, the rest its query. Examples are grouped by class (label 0's
-        first), as in `FewShotTasks`.
-
-        Returns:
-            ``TaskBatch`` with support_x (n_tasks, N·K, C, H, W) float32 in [0, 1],
-            support_y (n_tasks, N·K) int64 in 0..N−1, query_x (n_tasks, N·Q, C, H, W),
-            query_y (n_tasks, N·Q).
+        Shapes: returns (n_tasks, N, K + Q, C, H, W) float32 in [0, 1].
 
         Raises:
-            SamplerError: an unknown split, counts below 1, or too few large clusters
-                (see ``clusters``).
+            SamplerError: too few large clusters (see ``clusters``).
         """
-        if split != "train":
-            if self.labelled is None or split not in self.labelled.splits:
-                known = ["train", *(self.labelled.splits if self.labelled else ())]
-                raise SamplerError(f"unknown split {split!r}; this task source has {', '.join(map(repr, known))}")
-            return self.labelled.sample(n_tasks, k_shot=k_shot, n_query=n_query, generator=generator, split=split)
-        for name, value in (("n_tasks", n_tasks), ("k_shot", k_shot), ("n_query", n_query)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SamplerError(f"{name} must be an integer >= 1; got {value!r}")
         per_class = k_shot + n_query
         clusters = self.clusters(per_class)
         turns = N_ROTATIONS if self.rotations else 1
@@ -180,13 +143,7 @@ class CACTUsTasks:
                                 generator)  # (tasks, N, K+Q)
         where = clusters.offsets[rows_of, cluster][..., None] + picks
         rows = clusters.members[rows_of[..., None], where]  # (tasks, N, K+Q) pool rows
-        images = _rotated(images_to_tensor(self.pool.images[rows.numpy()]), classes % turns)
-        labels = torch.arange(self.n_way).reshape(1, self.n_way, 1).expand(n_tasks, self.n_way, per_class)
-        support, query = (slice(0, k_shot), slice(k_shot, per_class))
-        return TaskBatch(
-            images[:, :, support].flatten(1, 2), labels[:, :, support].flatten(1, 2),
-            images[:, :, query].flatten(1, 2), labels[:, :, query].flatten(1, 2),
-        )
+        return _rotated(images_to_tensor(self.pool.images[rows.numpy()]), classes % turns)
 
 
 def _rotated(images: Tensor, turns: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from mamlkit.core.types import TaskBatch
 from mamlkit.data import ClassImages
-from mamlkit.tasks.source import SamplerError
+from mamlkit.tasks.source import SamplerError, check_counts
 
 
 class FewShotTasks:
@@ -80,9 +80,7 @@ class FewShotTasks:
                 fewer than K + Q images.
         """
         data = self._split(split)
-        for name, value in (("n_tasks", n_tasks), ("k_shot", k_shot), ("n_query", n_query)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SamplerError(f"{name} must be an integer >= 1; got {value!r}")
+        check_counts(n_tasks=n_tasks, k_shot=k_shot, n_query=n_query)
         per_class = k_shot + n_query
         smallest = int(np.argmin(data.class_sizes))
         if data.class_sizes[smallest] < per_class:
@@ -97,17 +95,28 @@ class FewShotTasks:
                                 per_class, generator)  # (tasks, N, K+Q)
         rows = data.class_offsets[classes][..., None] + picks.numpy()
         images = images_to_tensor(data.images[rows])  # (tasks, N, K+Q, C, H, W)
-        labels = torch.arange(self.n_way).reshape(1, self.n_way, 1).expand(n_tasks, self.n_way, per_class)
-        support, query = (slice(0, k_shot), slice(k_shot, per_class))
-        return TaskBatch(
-            images[:, :, support].flatten(1, 2), labels[:, :, support].flatten(1, 2),
-            images[:, :, query].flatten(1, 2), labels[:, :, query].flatten(1, 2),
-        )
+        return grouped_by_class(images, k_shot)
 
     def _split(self, split: str) -> ClassImages:
         if split not in self.splits:
             raise SamplerError(f"unknown split {split!r}; this task source has {', '.join(map(repr, self.splits))}")
         return self.splits[split]
+
+
+def grouped_by_class(images: Tensor, k_shot: int) -> TaskBatch:
+    """Tasks whose class i holds ``images[:, i]``: the first K its support, the rest its query,
+    examples grouped by class (label 0's first) in both sets.
+
+    Shapes: images (n_tasks, N, K + Q, C, H, W) -> support_x (n_tasks, N·K, C, H, W),
+    support_y (n_tasks, N·K) int64 in 0..N−1, query_x (n_tasks, N·Q, C, H, W), query_y (n_tasks, N·Q).
+    """
+    n_tasks, n_way, per_class = images.shape[:3]
+    labels = torch.arange(n_way).reshape(1, n_way, 1).expand(n_tasks, n_way, per_class)
+    support, query = (slice(0, k_shot), slice(k_shot, per_class))
+    return TaskBatch(
+        images[:, :, support].flatten(1, 2), labels[:, :, support].flatten(1, 2),
+        images[:, :, query].flatten(1, 2), labels[:, :, query].flatten(1, 2),
+    )
 
 
 def images_to_tensor(images: np.ndarray) -> Tensor:

@@ -22,3 +22,10 @@ class TaskSource(Protocol):
         (per class, for classification), drawn with ``generator`` from ``split``
         ("train", "val" or "test")."""
         ...
+
+
+def check_counts(**counts: int) -> None:
+    """Raise ``SamplerError`` naming the first of ``counts`` (name -> value) that is not an integer >= 1."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SamplerError(f"{name} must be an integer >= 1; got {value!r}")

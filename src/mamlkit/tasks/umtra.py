@@ -18,16 +18,15 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from mamlkit.core.types import TaskBatch
 from mamlkit.data import ClassImages, ImagePool
-from mamlkit.tasks.few_shot import FewShotTasks, images_to_tensor
+from mamlkit.tasks.few_shot import images_to_tensor
 from mamlkit.tasks.image_augment import ImageAugmentation, augment_images
-from mamlkit.tasks.source import SamplerError
+from mamlkit.tasks.pool_tasks import PoolTasks
 
 __all__ = ["UMTRATasks"]
 
 
-class UMTRATasks:
+class UMTRATasks(PoolTasks):
     """Meta-training tasks from an unlabelled pool; labelled validation and test tasks.
 
     Args:
@@ -50,67 +49,23 @@ class UMTRATasks:
 
     def __init__(self, pool: ImagePool, labelled: Mapping[str, ClassImages], *, n_way: int,
                  augmentation: ImageAugmentation) -> None:
-        if "train" in labelled:
-            raise SamplerError("UMTRATasks meta-trains on the unlabelled pool only; pass val and test splits "
-                               "as the labelled ones, not train")
-        if isinstance(n_way, bool) or not isinstance(n_way, int) or n_way < 2:
-            raise SamplerError(f"n_way must be an integer >= 2; got {n_way!r}")
-        if pool.n_images < n_way:
-            raise SamplerError(f"the unlabelled training images number {pool.n_images}, fewer than n_way = {n_way}; "
-                               f"each class of a task is one image: lower n_way to at most {pool.n_images}, or add "
-                               "images")
-        shapes = {pool.image_shape} | {data.image_shape for data in labelled.values()}
-        if len(shapes) > 1:
-            raise SamplerError(f"the pool's and the labelled splits' images differ in shape (H, W, C): "
-                               f"{sorted(shapes)}")
-        self.pool = pool
-        self.labelled = FewShotTasks(labelled, n_way=n_way) if labelled else None
-        self.n_way = n_way
+        super().__init__(pool, labelled, n_way=n_way,
+                         too_few_images=f"each class of a task is one image: lower n_way to at most {pool.n_images}, "
+                                        "or add images")
         self.augmentation = augmentation
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the images the tasks hold."""
-        height, width, channels = self.pool.image_shape
-        return channels, height, width
+    def _train_images(self, n_tasks: int, k_shot: int, n_query: int, generator: torch.Generator) -> Tensor:
+        """Class i of a task is the pool image drawn i-th: that image, then K − 1 + Q augmented
+        copies of it (K support images, Q query images).
 
-    def sample(self, n_tasks: int, *, k_shot: int, n_query: int, generator: torch.Generator,
-               split: str = "train") -> TaskBatch:
-        """``n_tasks`` tasks of ``split``: UMTRA's for "train", labelled ones otherwise.
-
-        A "train" task's class i is the pool image drawn i-th; its K support examples
-        are that image and K − 1 augmented copies, its Q query examples Q more copies.
-        Examples are grouped by class (label 0's first), in both sets, as in `FewShotTasks`.
-
-        Returns:
-            ``TaskBatch`` with support_x (n_tasks, N·K, C, H, W) float32 in [0, 1],
-            support_y (n_tasks, N·K) int64 in 0..N−1, query_x (n_tasks, N·Q, C, H, W),
-            query_y (n_tasks, N·Q).
-
-        Raises:
-            SamplerError: an unknown split, or counts below 1.
+        Shapes: returns (n_tasks, N, K + Q, C, H, W) float32 in [0, 1].
         """
-        if split != "train":
-            if self.labelled is None or split not in self.labelled.splits:
-                known = ["train", *(self.labelled.splits if self.labelled else ())]
-                raise SamplerError(f"unknown split {split!r}; this task source has {', '.join(map(repr, known))}")
-            return self.labelled.sample(n_tasks, k_shot=k_shot, n_query=n_query, generator=generator, split=split)
-        for name, value in (("n_tasks", n_tasks), ("k_shot", k_shot), ("n_query", n_query)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SamplerError(f"{name} must be an integer >= 1; got {value!r}")
         rows = _distinct_rows(self.pool.n_images, n_tasks, self.n_way, generator)  # (tasks, N)
         originals = images_to_tensor(self.pool.images[rows.numpy()])  # (tasks, N, C, H, W)
         n_copies = k_shot - 1 + n_query
         copies = augment_images(originals.unsqueeze(2).expand(-1, -1, n_copies, -1, -1, -1), self.augmentation,
                                 generator=generator)  # (tasks, N, K-1+Q, C, H, W)
-        images = torch.cat([originals.unsqueeze(2), copies], dim=2)  # (tasks, N, K+Q, C, H, W)
-        per_class = k_shot + n_query
-        labels = torch.arange(self.n_way).reshape(1, self.n_way, 1).expand(n_tasks, self.n_way, per_class)
-        support, query = (slice(0, k_shot), slice(k_shot, per_class))
-        return TaskBatch(
-            images[:, :, support].flatten(1, 2), labels[:, :, support].flatten(1, 2),
-            images[:, :, query].flatten(1, 2), labels[:, :, query].flatten(1, 2),
-        )
+        return torch.cat([originals.unsqueeze(2), copies], dim=2)
 
 
 def _distinct_rows(n_images: int, n_tasks: int, n_chosen: int, generator: torch.Generator) -> Tensor:
