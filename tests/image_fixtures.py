@@ -33,6 +33,25 @@ TINY_IMAGE_RUN = ["task.dataset=image_folder", "task.image_size=8", "task.channe
                   "eval.steps=2"]
 
 
+def labelled_splits(root: Path) -> Path:
+    """``root/val`` and ``root/test``: 3 labelled classes of 3 images each."""
+    for split in ("val", "test"):
+        image_folder(root / split, [f"{split}{c}" for c in range(3)], per_class=3)
+    return root
+
+
+def unlabelled_train(root: Path, layout: str, n_images: int) -> Path:
+    """The same ``n_images`` training images under ``root/train``, in 'classes' of 3: laid out by
+    class ("by_class"), with the classes assigned at random and renamed ("shuffled"), or flat
+    with other file names ("flat"). Training without labels must not tell them apart."""
+    assignment = {"by_class": np.arange(n_images) // 3,
+                  "shuffled": np.random.default_rng(5).permutation(np.arange(n_images) // 3)}.get(layout)
+    for image in range(n_images):
+        where = f"image{n_images - 1 - image}.png" if assignment is None else f"class{assignment[image]}/{image}.png"
+        save_image(root / "train" / where, seed=1000 + image)
+    return root
+
+
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder meta-trained for two iterations on 2-way tasks over 8x8 grey images

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from image_fixtures import image_folder, save_image
+from image_fixtures import image_folder, labelled_splits, unlabelled_train
 from mamlkit.cli.main import main
 from mamlkit.run import load_checkpoint
 from mamlkit.training import load_config
@@ -23,23 +23,6 @@ TINY_CACTUS_RUN = ["task.dataset=image_folder", "task.image_size=8", "task.chann
                    "train.val_every=2", "train.checkpoint_every=2", "train.progress=false", "eval.steps=2",
                    "eval.tasks=10"]
 N_IMAGES = 12
-
-
-def labelled_splits(root: Path) -> Path:
-    for split in ("val", "test"):
-        image_folder(root / split, [f"{split}{c}" for c in range(3)], per_class=3)
-    return root
-
-
-def unlabelled_train(root: Path, layout: str) -> Path:
-    """The same 12 training images laid out in 4 'classes' of 3, or with the classes
-    assigned at random and renamed, or flat with other file names."""
-    assignment = {"by_class": np.arange(N_IMAGES) // 3,
-                  "shuffled": np.random.default_rng(5).permutation(np.arange(N_IMAGES) // 3)}.get(layout)
-    for image in range(N_IMAGES):
-        where = f"image{N_IMAGES - image}.png" if assignment is None else f"class{assignment[image]}/{image}.png"
-        save_image(root / "train" / where, seed=1000 + image)
-    return root
 
 
 def train_cactus(root: Path, runs: Path, name: str, *extra: str) -> int:
@@ -56,7 +39,7 @@ def cache_files(run: Path) -> dict[str, float]:
 def test_meta_training_gives_bit_identical_weights_whatever_labels_the_training_images_had(embedding, tmp_path):
     weights = {}
     for layout in ("by_class", "shuffled", "flat"):
-        root = unlabelled_train(labelled_splits(tmp_path / layout), layout)
+        root = unlabelled_train(labelled_splits(tmp_path / layout), layout, N_IMAGES)
         assert train_cactus(root, tmp_path / "runs", layout, f"task.embedding.kind={embedding}") == 0
         weights[layout] = load_checkpoint(tmp_path / "runs" / layout / "checkpoints" / "last.pt")["model"]
     for layout in ("shuffled", "flat"):
@@ -66,7 +49,7 @@ def test_meta_training_gives_bit_identical_weights_whatever_labels_the_training_
 
 
 def test_a_cactus_run_trains_caches_its_partitions_evaluates_on_labelled_tasks_and_adapts(tmp_path, capsys):
-    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat")
+    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat", N_IMAGES)
     assert train_cactus(root, tmp_path / "runs", "tiny") == 0
     run = tmp_path / "runs" / "tiny"
     assert load_config(str(run / "config.yaml")).task.kind == "cactus"
@@ -86,7 +69,7 @@ def test_a_cactus_run_trains_caches_its_partitions_evaluates_on_labelled_tasks_a
 
 
 def test_a_resume_reads_the_cache_and_a_changed_setting_recomputes_what_depends_on_it(tmp_path):
-    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat")
+    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat", N_IMAGES)
     run = tmp_path / "runs" / "cached"
     assert train_cactus(root, tmp_path / "runs", "cached") == 0
     first = cache_files(run)
@@ -114,13 +97,13 @@ def one_error_line(capsys) -> str:
     ("task.embedding.kind=autoencoder", "task.embedding.kind"),
 ])
 def test_bad_cactus_inputs_are_one_line(override, message, tmp_path, capsys):
-    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat")
+    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat", N_IMAGES)
     assert train_cactus(root, tmp_path / "runs", "bad", "task.rotations=false", *override.split()) == 2
     assert message in one_error_line(capsys)
 
 
 def test_without_faiss_the_missing_extra_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "faiss", None)  # `import faiss` raises ImportError
-    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat")
+    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat", N_IMAGES)
     assert train_cactus(root, tmp_path / "runs", "no_faiss") == 2
     assert "pip install 'mamlkit[unsupervised]'" in one_error_line(capsys)

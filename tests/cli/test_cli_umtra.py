@@ -7,11 +7,10 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from image_fixtures import image_folder, save_image
+from image_fixtures import image_folder, labelled_splits, unlabelled_train
 from mamlkit.cli.main import main
 from mamlkit.run import load_checkpoint
 from mamlkit.training import load_config
@@ -20,24 +19,7 @@ TINY_UMTRA_RUN = ["task.image_size=8", "task.channels=1", "task.n_way=2", "task.
                   "model.filters=4", "model.max_pool=false", "algorithm.inner_steps=1", "algorithm.chunk_size=null",
                   "train.iterations=3", "train.meta_batch_size=2", "train.val_tasks=4", "train.val_every=3",
                   "train.checkpoint_every=3", "train.progress=false", "eval.steps=2", "eval.tasks=10"]
-N_CLASSES, PER_CLASS = 3, 3
-
-
-def labelled_splits(root: Path) -> Path:
-    for split in ("val", "test"):
-        image_folder(root / split, [f"{split}{c}" for c in range(3)], per_class=3)
-    return root
-
-
-def unlabelled_train(root: Path, layout: str) -> Path:
-    """The same 9 training images (3 'classes' of 3), laid out by class, with the classes
-    assigned at random and renamed, or flat with other file names."""
-    assignment = {"by_class": np.arange(9) // PER_CLASS,
-                  "shuffled": np.random.default_rng(5).permutation(np.arange(9) // PER_CLASS)}.get(layout)
-    for image in range(N_CLASSES * PER_CLASS):
-        where = f"image{8 - image}.png" if assignment is None else f"class{assignment[image]}/{image}.png"
-        save_image(root / "train" / where, seed=1000 + image)
-    return root
+N_IMAGES = 9
 
 
 def train_umtra(root: Path, runs: Path, name: str, *extra: str) -> int:
@@ -48,7 +30,7 @@ def train_umtra(root: Path, runs: Path, name: str, *extra: str) -> int:
 def test_meta_training_gives_bit_identical_weights_whatever_labels_the_training_images_had(tmp_path):
     weights = {}
     for layout in ("by_class", "shuffled", "flat"):
-        root = unlabelled_train(labelled_splits(tmp_path / layout), layout)
+        root = unlabelled_train(labelled_splits(tmp_path / layout), layout, N_IMAGES)
         assert train_umtra(root, tmp_path / "runs", layout) == 0
         weights[layout] = load_checkpoint(tmp_path / "runs" / layout / "checkpoints" / "last.pt")["model"]
     for layout in ("shuffled", "flat"):
@@ -58,7 +40,7 @@ def test_meta_training_gives_bit_identical_weights_whatever_labels_the_training_
 
 
 def test_an_unsupervised_run_trains_evaluates_on_labelled_tasks_and_adapts(tmp_path, capsys):
-    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat")
+    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat", N_IMAGES)
     assert train_umtra(root, tmp_path / "runs", "tiny") == 0
     run = tmp_path / "runs" / "tiny"
     assert load_config(str(run / "config.yaml")).task.kind == "umtra"
@@ -81,7 +63,7 @@ def one_error_line(capsys) -> str:
 
 
 def test_more_classes_than_training_images_is_one_line(tmp_path, capsys):
-    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat")
+    root = unlabelled_train(labelled_splits(tmp_path / "data"), "flat", N_IMAGES)
     for extra in sorted((root / "train").iterdir())[2:]:
         extra.unlink()
     assert train_umtra(root, tmp_path / "runs", "few", "task.n_way=3") == 2
@@ -91,7 +73,7 @@ def test_more_classes_than_training_images_is_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("damage", ["empty", "unreadable", "missing"])
 def test_an_empty_unreadable_or_missing_training_folder_is_one_line(damage, tmp_path, capsys):
-    root = unlabelled_train(labelled_splits(tmp_path / "data"), "by_class")
+    root = unlabelled_train(labelled_splits(tmp_path / "data"), "by_class", N_IMAGES)
     if damage == "unreadable":
         (root / "train" / "class0" / "0.png").write_bytes(b"\x89PNG but broken")
         message = "0.png is not a readable image"
