@@ -67,6 +67,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variant", action="append", default=[], metavar="'LABEL: key=value ...'",
                         help="another mamlkit contender with these overrides on top (repeatable)")
     parser.add_argument("--peers", default="learn2learn", help="comma-separated peers, or 'none' (default: %(default)s)")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="race the peers alone (e.g. in a second process, beside a mamlkit race run at the same time)")
     parser.add_argument("--budget-minutes", type=float, help="training wall time per contender (default 15; --quick 0.05)")
     parser.add_argument("--every-minutes", type=float, help="validation interval (default 1; --quick 0.01)")
     parser.add_argument("--val-tasks", type=int, help="validation tasks (default: the config's train.val_tasks)")
@@ -88,6 +90,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
     args.peer_names = [] if args.peers == "none" else [name for name in args.peers.split(",") if name]
+    if args.peers_only and (args.variant or not args.peer_names):
+        parser.error("--peers-only races the peers alone: give --peers and no --variant")
     known = sorted(set(peers.IMPLEMENTATIONS) - {"mamlkit"})
     unknown = sorted(set(args.peer_names) - set(known))
     if unknown:
@@ -263,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "date": _utc(time.time()), "machine": machine(), "notes": [],
                                     "budget_minutes": args.budget_minutes, "every_minutes": args.every_minutes,
                                     "val_tasks": val_tasks, "contenders": []}
-        for label, config in configs:
+        for label, config in ([] if args.peers_only else configs):
             contender = MamlkitContender(label, config, tasks, RunFiles(Path(scratch) / label), val_tasks=val_tasks)
             document["contenders"].append({**run_contender(contender, args, args.out),
                                            "overrides": dict(args.variants)[label]})

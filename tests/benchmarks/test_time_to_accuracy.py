@@ -105,6 +105,14 @@ def test_thresholds_are_read_from_the_curve_file(benchmark, tmp_path):
     assert race_module.time_to_reach(points, 0.98) is None
 
 
+def test_peers_only_races_no_mamlkit_contender(benchmark, tmp_path):
+    script, _ = benchmark
+    out = tmp_path / "out"
+    assert script.main(["--quick", "train.retain_freed_memory=false", "--budget-minutes", "0.005",
+                        "--every-minutes", "0.005", "--peers", "plain", "--peers-only", "--out", str(out)]) == 0
+    assert [c["label"] for c in json.loads((out / "curves.json").read_text())["contenders"]] == ["plain"]
+
+
 def test_quick_run_writes_curves_and_skips_an_absent_peer(benchmark, tmp_path, monkeypatch):
     script, race_module = benchmark
     import peers
@@ -147,6 +155,8 @@ def test_quick_run_writes_curves_and_skips_an_absent_peer(benchmark, tmp_path, m
     (["--variant", "x: task.n_way=3"], "contenders share the tasks"),
     (["--peers", "mxnet"], "unknown peers ['mxnet']"),
     (["--budget-minutes", "-1"], "--budget-minutes and --every-minutes must be > 0"),
+    (["--peers-only", "--peers", "none"], "--peers-only races the peers alone"),
+    (["--peers-only", "--variant", "x: train.meta_batch_size=8"], "--peers-only races the peers alone"),
 ])
 def test_bad_arguments_are_a_usage_error(benchmark, capsys, arguments, message):
     script, _ = benchmark
