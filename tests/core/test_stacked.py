@@ -119,3 +119,22 @@ def test_the_task_loop_back_propagates_in_channels_last_memory(monkeypatch):
                                   policy=KernelPolicy(task_loop_min_examples=1))
     out.sum().backward()
     assert layouts == [(True, True)] * 4  # 2 tasks × 2 ReLUs, outputs and gradients channels-last
+
+
+def test_the_cuda_policy_runs_every_convolution_over_all_tasks_and_changes_no_number(generator, monkeypatch):
+    from mamlkit.core import CUDA_POLICY, policy_for
+    assert policy_for("cuda:0") is CUDA_POLICY and policy_for(torch.device("cpu")) is CPU_POLICY
+    n_support = CPU_POLICY.task_loop_min_examples  # the CPU runs these task by task, the CUDA policy all at once
+    assert CPU_POLICY.dense(n_support) and not CUDA_POLICY.dense(n_support)
+    data = mamlkit.TaskBatch(torch.randn(N_TASKS, n_support, 1, 4, 4, generator=generator, dtype=torch.float64),
+                             torch.randint(0, N_CLASSES, (N_TASKS, n_support), generator=generator),
+                             torch.randn(N_TASKS, 7, 1, 4, 4, generator=generator, dtype=torch.float64),
+                             torch.randint(0, N_CLASSES, (N_TASKS, 7), generator=generator))
+    grads = []
+    for policy in (CPU_POLICY, CUDA_POLICY):
+        monkeypatch.setattr("mamlkit.algorithms.maml.policy_for", lambda device, policy=policy: policy)
+        torch.manual_seed(0)
+        model = conv_pool().double()
+        mamlkit.MAML(model, inner_lr=0.3, inner_steps=2, loss="cross_entropy").meta_backward(data)
+        grads.append({k: p.grad for k, p in model.named_parameters()})
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-10, atol=1e-12)

@@ -16,7 +16,7 @@ from mamlkit.core.inner import adapt
 from mamlkit.core.backward import ChunkRule, Implicit, ReptileDirection, ThroughInnerLoop, meta_backward
 from mamlkit.core.outer import meta_loss, predictions_per_step, query_losses, task_meta_losses
 from mamlkit.core.solvers import conjugate_gradient
-from mamlkit.core.kernels.policy import CPU_POLICY, KernelPolicy, policy_for
+from mamlkit.core.kernels.policy import CPU_POLICY, CUDA_POLICY, KernelPolicy, policy_for
 from mamlkit.core.kernels.stacked import stacked_forward, supports_stacked
 from mamlkit.core.spec import (
     INNER_OPTIMIZERS,
@@ -36,6 +36,7 @@ __all__ = [
     "BatchNormMode",
     "BatchNormModeError",
     "CPU_POLICY",
+    "CUDA_POLICY",
     "ChunkRule",
     "INNER_OPTIMIZERS",
     "Implicit",

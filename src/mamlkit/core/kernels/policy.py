@@ -6,8 +6,8 @@ the next), how many tasks' query sets run at once, from how many examples per ta
 convolutional network runs task by task through dense kernels, and which per-task
 convolution kernel runs. The CPU values were measured on the Conv4 shapes
 (``benchmarks/conv_kernels.py``, ``benchmarks/conv4_iteration.py --chunk``, docs/benchmarks.md).
-No GPU has been measured yet: ``policy_for`` gives every device the CPU values, and a GPU's
-own (larger chunks, other kernels) belong in a ``KernelPolicy`` of their own here.
+The CUDA values are reasoned from a GPU's costs, not yet measured (no GPU has been lent to
+this project's benchmarks): ``policy_for`` picks the policy from the tensors' device.
 """
 
 from __future__ import annotations
@@ -82,8 +82,20 @@ class KernelPolicy:
 CPU_POLICY = KernelPolicy()
 """Measured on 2-core AMD EPYC (Zen 3) and Intel Xeon machines (docs/benchmarks.md)."""
 
+CUDA_POLICY = KernelPolicy(
+    chunk_input_elements=2**21,
+    query_chunk_input_elements=2**22,
+    task_loop_min_examples=2**31,
+    predict_chunk_input_elements=2**24,
+)
+"""Reasoned, not measured: a GPU pays a kernel launch per task in a task loop, so every
+convolution runs all tasks at once (grouped or batched-matmul kernels, never the task loop);
+chunks are 128 times the CPU's, so a whole Omniglot meta-batch (32 tasks × 5 × 28²
+elements) is one chunk, while a 5-way 5-shot miniImageNet chunk (25 × 3 × 84² elements a
+task) holds 3 tasks, the order of the 4-task meta-batch that Finn et al.'s code fitted in
+12 GB. No benchmark here takes a GPU yet; these are the values to measure first when one is lent."""
+
 
 def policy_for(device: torch.device | str) -> KernelPolicy:
-    """The policy for tensors on ``device``: ``CPU_POLICY`` for now on every device (see the module docstring)."""
-    del device
-    return CPU_POLICY
+    """The policy for tensors on ``device``: ``CUDA_POLICY`` on a CUDA device, else ``CPU_POLICY``."""
+    return CUDA_POLICY if torch.device(device).type == "cuda" else CPU_POLICY
