@@ -57,6 +57,8 @@ def test_validation_keeps_the_best_policy_and_eval_takes_it(tmp_path, capsys):
         protocol = json.loads((run / "eval" / "results.json").read_text())["protocol"]
         assert protocol["checkpoint"] == f"{checkpoint}.pt (iteration {iteration})"
     capsys.readouterr()
+    assert main(["eval", str(run), "eval.tasks=2", "--split", "val"]) == 2  # RL runs have no task splits
+    assert "--split val: a MAML-TRPO run is scored on fresh environment tasks" in capsys.readouterr().err
 
 
 def test_the_validation_return_depends_on_the_policy_alone(nav_batch):
