@@ -44,7 +44,7 @@ def test_same_seed_same_tasks_and_bad_settings_are_refused():
     first, again = (BinaryTasks().sample(3, k_shot=2, n_query=2, generator=torch.Generator().manual_seed(5))
                     for _ in range(2))
     assert all(torch.equal(a, b) for a, b in zip(first, again))
-    with pytest.raises(ValueError, match="relevant_dims must lie in 1..dim = 1..4"):
+    with pytest.raises(ValueError, match="task.relevant_dims must lie in 1..task.dim = 1..4"):
         BinaryTasks(dim=4, relevant_dims=5)
     with pytest.raises(ValueError, match="max_offset must be >= 0"):
         BinaryTasks(max_offset=-0.1)

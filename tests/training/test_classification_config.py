@@ -97,8 +97,8 @@ def test_missing_omniglot_says_how_to_download_it(tmp_path):
 
 
 @pytest.mark.parametrize("preset, override, message", [
-    ("omniglot_5w1s", "task.n_way=1", "task.n_way must be >= 2"),
-    ("omniglot_5w1s", "task.k_shot=0", "task.k_shot must be >= 1"),
+    ("omniglot_5w1s", "task.n_way=1", "task.n_way must be an integer >= 2"),
+    ("omniglot_5w1s", "task.k_shot=0", "task.k_shot must be an integer >= 1"),
     ("omniglot_5w1s", "task.image_size=32", "omniglot is stored at 28x28; remove task.image_size or set it to 28"),
     ("omniglot_5w1s", "task.channels=3", "omniglot images have 1 channel"),
     ("omniglot_5w1s", "task.dataset=image_folder", "task.image_size must be set"),

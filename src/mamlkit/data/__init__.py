@@ -11,6 +11,8 @@ from mamlkit.data.augment import with_rotations as with_rotations
 from mamlkit.data.cache import load_class_images as load_class_images
 from mamlkit.data.cache import save_class_images as save_class_images
 from mamlkit.data.class_images import ClassImages as ClassImages
+from mamlkit.data.datasets import DATASETS as DATASETS
+from mamlkit.data.datasets import Dataset as Dataset
 from mamlkit.data.download import download as download
 from mamlkit.data.download import file_digest as file_digest
 from mamlkit.data.errors import DataError as DataError
@@ -33,6 +35,7 @@ from mamlkit.data.omniglot import load_omniglot as load_omniglot
 from mamlkit.data.omniglot import omniglot_splits as omniglot_splits
 
 __all__ = [
+    "DATASETS",
     "IMAGE_SUFFIXES",
     "MINI_IMAGENET_SPLITS",
     "OMNIGLOT_BASE_URL",
@@ -40,6 +43,7 @@ __all__ = [
     "ROTATION_DEGREES",
     "ClassImages",
     "DataError",
+    "Dataset",
     "ImagePool",
     "UnlabelledImages",
     "build_omniglot_cache",

@@ -12,14 +12,19 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from mamlkit.data.class_images import ClassImages
 from mamlkit.data.errors import DataError
 from mamlkit.data.safe_pickle import load_pickle_restricted
 
-__all__ = ["MINI_IMAGENET_SPLITS", "load_mini_imagenet", "load_mini_imagenet_splits"]
+__all__ = ["MINI_IMAGENET_RESAMPLE", "MINI_IMAGENET_SPLITS", "load_mini_imagenet", "load_mini_imagenet_splits"]
 
 MINI_IMAGENET_SPLITS = ("train", "val", "test")
+
+# The filter of Finn et al.'s miniImageNet script (github.com/cbfinn/maml,
+# data/miniImagenet/proc_images.py), which resized the images to 84x84 before they were stored.
+MINI_IMAGENET_RESAMPLE = Image.Resampling.LANCZOS
 
 
 def load_mini_imagenet(root: str | os.PathLike, split: str) -> ClassImages:

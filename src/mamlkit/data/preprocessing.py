@@ -16,9 +16,8 @@ from typing import Any, Literal, NamedTuple, Protocol
 import numpy as np
 from PIL import Image
 
+from mamlkit.data.datasets import DATASETS
 from mamlkit.data.errors import DataError
-from mamlkit.data.image_folder import IMAGE_FOLDER_RESAMPLE
-from mamlkit.data.omniglot_zips import OMNIGLOT_RESAMPLE
 
 __all__ = [
     "INK_POLARITIES",
@@ -35,17 +34,6 @@ PREPROCESSING_FILE = "preprocessing.json"
 
 Ink = Literal["light_on_dark", "dark_on_light", "as_is"]
 INK_POLARITIES: tuple[str, ...] = ("light_on_dark", "dark_on_light", "as_is")
-
-# The filter of Finn et al.'s miniImageNet script (github.com/cbfinn/maml,
-# data/miniImagenet/proc_images.py), which resized the images to 84x84 before they were stored.
-MINI_IMAGENET_RESAMPLE = Image.Resampling.LANCZOS
-
-# dataset -> (filter its images were resized with, ink polarity of the stored images)
-_DATASET_PREPARATION: dict[str, tuple[Image.Resampling, Ink]] = {
-    "omniglot": (OMNIGLOT_RESAMPLE, "light_on_dark"),
-    "mini_imagenet": (MINI_IMAGENET_RESAMPLE, "as_is"),
-    "image_folder": (IMAGE_FOLDER_RESAMPLE, "as_is"),
-}
 
 _FIELDS = ("size", "channels", "resize_filter", "ink")
 
@@ -140,18 +128,18 @@ def preprocessing_for(task: ImageTaskLike) -> ImagePreprocessing:
             its ``dataset`` and ``input_shape`` (C, H, W).
 
     Returns:
-        Omniglot: BOX, light ink on dark (the cache of `read_omniglot_zips`);
+        What the dataset's ``DATASETS`` entry says: Omniglot: BOX, light ink on dark (the cache of `read_omniglot_zips`);
         miniImageNet: LANCZOS, as is; image folders: LANCZOS (`load_image_folder`), as is.
 
     Raises:
         DataError: an unknown dataset.
     """
-    if task.dataset not in _DATASET_PREPARATION:
+    if task.dataset not in DATASETS:
         raise DataError(f"no image preprocessing is known for dataset {task.dataset!r}; "
-                        f"known: {', '.join(_DATASET_PREPARATION)}")
-    resample, ink = _DATASET_PREPARATION[task.dataset]
+                        f"known: {', '.join(DATASETS)}")
+    dataset = DATASETS[task.dataset]
     channels, height, width = task.input_shape
-    return ImagePreprocessing((height, width), channels, resample.name, ink)
+    return ImagePreprocessing((height, width), channels, dataset.resize_filter.name, dataset.ink)
 
 
 def light_background(images: np.ndarray) -> np.ndarray:

@@ -20,17 +20,23 @@ import torch
 from torch import Tensor
 
 from mamlkit.core.types import TaskBatch
-from mamlkit.tasks.source import check_counts
+from mamlkit.tasks.source import SamplerError, check_counts
 
 
 @dataclass(frozen=True)
 class BinaryTasks:
     """The distribution of binary classification tasks described in the module docstring.
 
+    Its fields are also the config's ``task`` settings of the same names, checked here only
+    (messages name them ``task.<field>``).
+
     Attributes:
-        dim: input dimension.
+        dim: input dimension, >= 1.
         relevant_dims: leading coordinates that span every task's normal w, 1..dim.
-        max_offset: the offset b is uniform in [−max_offset, max_offset].
+        max_offset: the offset b is uniform in [−max_offset, max_offset], >= 0.
+
+    Raises:
+        SamplerError: a setting out of its range.
 
     Example:
         >>> tasks = BinaryTasks(dim=10)
@@ -44,10 +50,12 @@ class BinaryTasks:
     max_offset: float = 0.5
 
     def __post_init__(self) -> None:
+        if not self.dim >= 1:
+            raise SamplerError(f"task.dim must be >= 1; got {self.dim}")
         if not 1 <= self.relevant_dims <= self.dim:
-            raise ValueError(f"relevant_dims must lie in 1..dim = 1..{self.dim}; got {self.relevant_dims}")
+            raise SamplerError(f"task.relevant_dims must lie in 1..task.dim = 1..{self.dim}; got {self.relevant_dims}")
         if not self.max_offset >= 0:
-            raise ValueError(f"max_offset must be >= 0; got {self.max_offset}")
+            raise SamplerError(f"task.max_offset must be >= 0; got {self.max_offset}")
 
     def sample_boundaries(self, n_tasks: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Unit normals w (n_tasks, dim), zero beyond ``relevant_dims``, and offsets b (n_tasks,)."""

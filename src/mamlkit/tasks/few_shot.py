@@ -16,7 +16,7 @@ from torch import Tensor
 
 from mamlkit.core.types import TaskBatch
 from mamlkit.data import ClassImages
-from mamlkit.tasks.source import SamplerError, check_counts
+from mamlkit.tasks.source import SamplerError, check_counts, check_n_way
 
 
 class FewShotTasks:
@@ -43,8 +43,7 @@ class FewShotTasks:
     def __init__(self, splits: Mapping[str, ClassImages], *, n_way: int) -> None:
         if not splits:
             raise SamplerError("FewShotTasks needs at least one split of classes")
-        if isinstance(n_way, bool) or not isinstance(n_way, int) or n_way < 2:
-            raise SamplerError(f"n_way must be an integer >= 2; got {n_way!r}")
+        check_n_way(n_way)
         shapes = {data.image_shape for data in splits.values()}
         if len(shapes) > 1:
             raise SamplerError(f"the splits' images differ in shape (H, W, C): {sorted(shapes)}")

@@ -12,7 +12,7 @@ from torch import Tensor
 from mamlkit.core.types import TaskBatch
 from mamlkit.data import ClassImages, ImagePool
 from mamlkit.tasks.few_shot import FewShotTasks, grouped_by_class
-from mamlkit.tasks.source import SamplerError, check_counts
+from mamlkit.tasks.source import SamplerError, check_counts, check_n_way
 
 
 class PoolTasks:
@@ -35,8 +35,7 @@ class PoolTasks:
         if "train" in labelled:
             raise SamplerError(f"{type(self).__name__} meta-trains on the unlabelled pool only; pass val and test "
                                "splits as the labelled ones, not train")
-        if isinstance(n_way, bool) or not isinstance(n_way, int) or n_way < 2:
-            raise SamplerError(f"n_way must be an integer >= 2; got {n_way!r}")
+        check_n_way(n_way)
         if pool.n_images < n_way:
             raise SamplerError(f"the unlabelled training images number {pool.n_images}, fewer than n_way = {n_way}; "
                                f"{too_few_images}")

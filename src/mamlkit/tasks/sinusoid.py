@@ -13,16 +13,27 @@ import torch
 from torch import Tensor
 
 from mamlkit.core.types import TaskBatch
+from mamlkit.tasks.source import SamplerError
+
+SINUSOID_MAX_MAGNITUDE = 1e4
+"""The largest |value| of ``amplitude``, ``phase`` and ``x_range``: below it float32
+resolves sin's argument to about 1e-3 (its spacing at 1e4) and squared errors stay far
+from overflow; beyond 2**24 it cannot even tell neighbouring integers apart."""
 
 
 @dataclass(frozen=True)
 class SinusoidTasks:
-    """The distribution of sinusoid tasks.
+    """The distribution of sinusoid tasks; its fields are also the config's ``task`` settings
+    of the same names, checked here only (messages name them ``task.<field>``).
 
     Attributes:
-        amplitude: (low, high) of the uniform amplitude A.
+        amplitude: (low, high) of the uniform amplitude A, 0 <= low.
         phase: (low, high) of the uniform phase φ, radians.
         x_range: (low, high) of the uniform inputs x.
+
+    Raises:
+        SamplerError: a range with low >= high, or beyond ±``SINUSOID_MAX_MAGNITUDE``, or a
+            negative amplitude.
     """
 
     amplitude: tuple[float, float] = (0.1, 5.0)
@@ -32,10 +43,14 @@ class SinusoidTasks:
     def __post_init__(self) -> None:
         for name in ("amplitude", "phase", "x_range"):
             low, high = getattr(self, name)
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise ValueError(f"{name} must be (low, high) with low < high; got {(low, high)}")
+            if not low < high:
+                raise SamplerError(f"task.{name} must be [low, high] with low < high; got {[low, high]}")
+            if not max(-low, high) <= SINUSOID_MAX_MAGNITUDE:
+                raise SamplerError(f"task.{name} must lie within [-{SINUSOID_MAX_MAGNITUDE:g}, "
+                                   f"{SINUSOID_MAX_MAGNITUDE:g}], where float32 still resolves a sinusoid; "
+                                   f"got {[low, high]}")
         if self.amplitude[0] < 0:
-            raise ValueError(f"amplitude must be >= 0; got {self.amplitude}")
+            raise SamplerError(f"task.amplitude must be >= 0; got {list(self.amplitude)}")
 
     def sample_functions(self, n_tasks: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Amplitudes and phases of ``n_tasks`` tasks, each of shape (n_tasks,)."""

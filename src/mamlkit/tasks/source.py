@@ -29,3 +29,10 @@ def check_counts(**counts: int) -> None:
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SamplerError(f"{name} must be an integer >= 1; got {value!r}")
+
+
+def check_n_way(n_way: int) -> None:
+    """Raise ``SamplerError`` unless ``n_way``, the classes of a task (the config's ``task.n_way``),
+    is an integer >= 2."""
+    if isinstance(n_way, bool) or not isinstance(n_way, int) or n_way < 2:
+        raise SamplerError(f"task.n_way must be an integer >= 2; got {n_way!r}")

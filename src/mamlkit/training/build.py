@@ -10,38 +10,18 @@ import torch
 from torch import nn
 
 from mamlkit.core import TaskBatch, policy_for
-from mamlkit.data import (
-    ClassImages,
-    ImagePool,
-    drop_labels,
-    load_image_folder,
-    load_image_tree,
-    load_mini_imagenet_splits,
-    load_omniglot,
-    omniglot_splits,
-    pool_with_rotations,
-    with_rotations,
-)
 from mamlkit.models import conv4, mlp
-from mamlkit.tasks import BinaryTasks, FewShotTasks, SinusoidTasks, TaskSource, UMTRATasks
+from mamlkit.tasks import TaskSource
 from mamlkit.training.config import Config
 from mamlkit.training.memory_estimate import MemoryEstimate, device_memory, training_memory
 from mamlkit.training.model_configs import Conv4Config, MLPConfig
 from mamlkit.run.schema import ConfigError
-from mamlkit.training.cactus import CACHE_FOLDER, cactus_tasks
-from mamlkit.training.task_configs import (
-    BinaryClassificationTaskConfig,
-    CACTUsTaskConfig,
-    ImageClassificationTaskConfig,
-    SinusoidTaskConfig,
-    UMTRATaskConfig,
-)
-
-SPLITS = ("train", "val", "test")
+from mamlkit.training.task_kinds import TASK_KINDS, BuildContext
 
 
 def build_task_source(config: Config, *, run_dir: Path | None = None) -> TaskSource:
-    """The task distribution of ``config.task``; image datasets are read from ``task.root``.
+    """The task distribution of ``config.task``, built by its kind's entry in ``TASK_KINDS``;
+    image datasets are read from ``task.root``.
 
     ``run_dir``: the run folder, where CACTUs caches its embedding and partitions
     (``run_dir/cactus/``; None: they are not cached).
@@ -52,68 +32,8 @@ def build_task_source(config: Config, *, run_dir: Path | None = None) -> TaskSou
             images number fewer than ``n_way``).
         ConfigError: the stored images are not of the configured shape.
     """
-    task = config.task
-    if isinstance(task, SinusoidTaskConfig):
-        return SinusoidTasks(amplitude=task.amplitude, phase=task.phase, x_range=task.x_range)
-    if isinstance(task, BinaryClassificationTaskConfig):
-        return BinaryTasks(dim=task.dim, relevant_dims=task.relevant_dims, max_offset=task.max_offset)
-    if isinstance(task, (UMTRATaskConfig, CACTUsTaskConfig)):
-        pool, labelled = load_unlabelled_pool(task, progress=config.train.progress)
-        if isinstance(task, UMTRATaskConfig):
-            return UMTRATasks(pool_with_rotations(pool) if task.rotations else pool, labelled, n_way=task.n_way,
-                              augmentation=task.augmentation)
-        return cactus_tasks(task, pool, labelled, seed=config.seed,
-                            cache=None if run_dir is None else run_dir / CACHE_FOLDER)
-    splits = load_class_splits(task, progress=config.train.progress)
-    if task.rotations:
-        splits = {name: with_rotations(data) for name, data in splits.items()}
-    return FewShotTasks(splits, n_way=task.n_way)
-
-
-def load_unlabelled_pool(task: UMTRATaskConfig | CACTUsTaskConfig, *,
-                         progress: bool) -> tuple[ImagePool, dict[str, ClassImages]]:
-    """The training images of ``task.dataset`` as an unlabelled pool (an image folder's
-    ``train/`` read at any depth), and its val and test classes labelled, with their
-    rotated classes where ``task.rotations`` (the pool is returned as stored: UMTRA adds
-    every image's rotated copies to it, CACTUs rotates whole clusters)."""
-    if task.dataset == "image_folder":
-        channels, size, _ = task.input_shape
-        labelled = load_class_splits(task, progress=progress, names=("val", "test"))
-        pool = load_image_tree(Path(task.root) / "train", size=(size, size), channels=channels, progress=progress)
-        _check_image_shape(task, "train", pool)
-    else:
-        labelled = load_class_splits(task, progress=progress)
-        pool = drop_labels(labelled.pop("train"))
-    if task.rotations:
-        labelled = {name: with_rotations(data) for name, data in labelled.items()}
-    return pool, labelled
-
-
-def load_class_splits(task: ImageClassificationTaskConfig, *, progress: bool,
-                      names: tuple[str, ...] = SPLITS) -> dict[str, ClassImages]:
-    """The classes of the task's dataset in the splits ``names`` (default train, val and
-    test), checked against ``task.input_shape``."""
-    root = Path(task.root)
-    channels, size, _ = task.input_shape
-    if task.dataset == "omniglot":
-        splits = omniglot_splits(load_omniglot(root, progress=progress))
-    elif task.dataset == "mini_imagenet":
-        splits = load_mini_imagenet_splits(root)
-    else:
-        splits = {name: load_image_folder(root / name, size=(size, size), channels=channels, progress=progress)
-                  for name in names}
-    splits = {name: splits[name] for name in names}
-    for name, data in splits.items():
-        _check_image_shape(task, name, data)
-    return splits
-
-
-def _check_image_shape(task: ImageClassificationTaskConfig, split: str, data: ClassImages | ImagePool) -> None:
-    channels, size, _ = task.input_shape
-    if data.image_shape != (size, size, channels):
-        height, width, found_channels = data.image_shape
-        raise ConfigError(f"the {split} images in {task.root} are {height}x{width} with {found_channels} channel(s); "
-                          f"task.image_size and task.channels say {size}x{size} with {channels}")
+    context = BuildContext(seed=config.seed, progress=config.train.progress, run_dir=run_dir)
+    return TASK_KINDS[config.task.kind].build(config.task, context)
 
 
 def task_loss(config: Config) -> str:

@@ -16,7 +16,8 @@ from mamlkit.core import check_step_size
 from mamlkit.run.schema import check_run_identity, from_mapping, require, require_check, to_mapping
 from mamlkit.training.algorithm_config import AlgorithmConfig
 from mamlkit.training.model_configs import MLPConfig, ModelConfig
-from mamlkit.training.task_configs import SinusoidTaskConfig, TaskConfig
+from mamlkit.training.task_configs import SinusoidTaskConfig
+from mamlkit.training.task_kinds import TaskConfig
 
 
 MAX_THREADS = 1024

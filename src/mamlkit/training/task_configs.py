@@ -1,24 +1,26 @@
-"""The ``task`` section of a config: one dataclass per task kind (chosen by ``kind``).
+"""The ``task`` section of a config: one dataclass per task kind (chosen by ``kind``; the kinds
+are registered in ``task_kinds.TASK_KINDS``).
 
 Each kind also says what a model for it must take and give: ``input_shape`` (of one
 example), ``n_outputs`` and the ``loss`` that scores it; and ``examples_per_task``.
+A setting that the task source also takes is checked by the task source (``mamlkit.tasks``),
+once, with the same message whether it comes from a config or a constructor.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
-from mamlkit.tasks import ImageAugmentation
+from mamlkit.data import DATASETS
+from mamlkit.tasks import BinaryTasks, ImageAugmentation, SinusoidTasks
+from mamlkit.tasks.source import check_counts, check_n_way
 from mamlkit.unsupervised import EmbeddingSettings, PartitionSettings
-from mamlkit.run.schema import require
+from mamlkit.run.schema import require, require_check
 
-
-SINUSOID_MAX_MAGNITUDE = 1e4
-"""The largest |value| of ``task.amplitude``, ``phase`` and ``x_range``: below it float32
-resolves sin's argument to about 1e-3 (its spacing at 1e4) and squared errors stay far
-from overflow; beyond 2**24 it cannot even tell neighbouring integers apart."""
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+"""The ``task.dataset`` choices: the datasets registered in ``mamlkit.data.DATASETS``."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,7 @@ class SinusoidTaskConfig:
 
     def __post_init__(self) -> None:
         _require_counts(self.k_shot, self.n_query)
-        for name in ("amplitude", "phase", "x_range"):
-            low, high = getattr(self, name)
-            require(low < high, f"task.{name} must be [low, high] with low < high; got {[low, high]}")
-            require(max(-low, high) <= SINUSOID_MAX_MAGNITUDE,
-                    f"task.{name} must lie within [-{SINUSOID_MAX_MAGNITUDE:g}, {SINUSOID_MAX_MAGNITUDE:g}], where "
-                    f"float32 still resolves a sinusoid; got {[low, high]}")
-        require(self.amplitude[0] >= 0, f"task.amplitude must be >= 0; got {list(self.amplitude)}")
+        require_check(lambda: SinusoidTasks(amplitude=self.amplitude, phase=self.phase, x_range=self.x_range))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -63,19 +59,12 @@ class SinusoidTaskConfig:
         return f"sinusoid regression, K = {self.k_shot}, {self.n_query} query points per task"
 
 
-# (channels, size) the datasets are stored at; image folders are resized when loaded.
-STORED_IMAGES = {"omniglot": (1, 28), "mini_imagenet": (3, 84)}
-
-
 @dataclass(frozen=True)
 class ImageClassificationTaskConfig:
     """N-way K-shot image classification (Finn et al. 2017, section 5.2).
 
-    ``root`` holds, per dataset: ``omniglot``, the two official zips or the cache built
-    from them (``mamlkit data download omniglot --root ROOT``), split 1100 / 100 / 423
-    characters for train / val / test; ``mini_imagenet``,
-    ``mini-imagenet-cache-{train,val,test}.pkl``; ``image_folder``, the folders
-    ``train/``, ``val/`` and ``test/``, each with one sub-folder of images per class.
+    ``dataset`` is one of ``mamlkit.data.DATASETS``, whose entry says what ``root`` holds
+    for it (``how_to_get``).
     ``k_shot`` and ``n_query`` count images per class. ``rotations`` adds every class
     rotated by 90°, 180° and 270° as three new classes, in every split (as Finn et
     al.'s code does for Omniglot). ``image_size`` and ``channels`` default to the
@@ -84,7 +73,7 @@ class ImageClassificationTaskConfig:
     """
 
     kind: Literal["image_classification"] = "image_classification"
-    dataset: Literal["omniglot", "mini_imagenet", "image_folder"] = "omniglot"
+    dataset: DatasetName = "omniglot"
     root: str = "data/omniglot"
     n_way: int = 5
     k_shot: int = 1
@@ -95,9 +84,9 @@ class ImageClassificationTaskConfig:
 
     def __post_init__(self) -> None:
         _require_counts(self.k_shot, self.n_query)
-        require(self.n_way >= 2, f"task.n_way must be >= 2; got {self.n_way}")
+        require_check(lambda: check_n_way(self.n_way))
         require(self.root != "", "task.root must name the data folder; got ''")
-        stored = STORED_IMAGES.get(self.dataset)
+        stored = DATASETS[self.dataset].stored
         if stored is None:
             require(self.image_size is not None and self.image_size >= 1,
                     f"task.image_size must be set to the pixel size (>= 1) that {self.dataset} images are "
@@ -116,7 +105,7 @@ class ImageClassificationTaskConfig:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image."""
-        channels, size = STORED_IMAGES.get(self.dataset, (self.channels, self.image_size))
+        channels, size = DATASETS[self.dataset].stored or (self.channels, self.image_size)
         return channels, size, size
 
     @property
@@ -203,10 +192,7 @@ class BinaryClassificationTaskConfig:
 
     def __post_init__(self) -> None:
         _require_counts(self.k_shot, self.n_query)
-        require(self.dim >= 1, f"task.dim must be >= 1; got {self.dim}")
-        require(1 <= self.relevant_dims <= self.dim,
-                f"task.relevant_dims must lie in 1..task.dim = 1..{self.dim}; got {self.relevant_dims}")
-        require(self.max_offset >= 0, f"task.max_offset must be >= 0; got {self.max_offset}")
+        require_check(lambda: BinaryTasks(dim=self.dim, relevant_dims=self.relevant_dims, max_offset=self.max_offset))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -231,10 +217,4 @@ class BinaryClassificationTaskConfig:
 
 
 def _require_counts(k_shot: int, n_query: int) -> None:
-    require(k_shot >= 1, f"task.k_shot must be >= 1; got {k_shot}")
-    require(n_query >= 1, f"task.n_query must be >= 1; got {n_query}")
-
-
-TaskConfig = Union[SinusoidTaskConfig, ImageClassificationTaskConfig, BinaryClassificationTaskConfig, UMTRATaskConfig,
-                   CACTUsTaskConfig]
-"""Every task kind, dispatched on ``kind`` (sinusoid when no kind is given)."""
+    require_check(lambda: check_counts(**{"task.k_shot": k_shot, "task.n_query": n_query}))
