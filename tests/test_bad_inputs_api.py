@@ -77,7 +77,7 @@ MISUSE = {  # mistake -> (call, error, words of its message)
     "zero inner steps": (lambda: mamlkit.MAML(nn.Linear(1, 1), inner_steps=0), SpecError, "inner_steps must be"),
     "zero chunk_size": (lambda: mamlkit.MAML(nn.Linear(1, 1), chunk_size=0), SpecError, "chunk_size must be"),
     "string checkpoint_steps": (lambda: mamlkit.MAML(nn.Linear(1, 1), checkpoint_steps="no"), SpecError,
-                                "checkpoint_steps must be True or False"),
+                                "checkpoint_steps must be true or false"),
     "an unknown vectorize": (lambda: mamlkit.MAML(nn.Linear(1, 1), vectorize="jit"), SpecError, "vectorize must be"),
     "an unknown batch_norm": (lambda: mamlkit.MAML(nn.Linear(1, 1), batch_norm="running"), SpecError,
                               "batch_norm must be"),

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from family_reference import one_thread  # noqa: F401 - autouse fixture
-from mamlkit.algorithms import ANIL, CAVIA, FOMAML, IMAML, MAML, Learner, MAMLPlusPlus, MetaSGD, Reptile
+from mamlkit.algorithms import (ANIL, CAVIA, FOMAML, IMAML, MAML, Learner, MAMLPlusPlus, MAMLPlusPlusSettings, MetaSGD,
+                                Reptile)
 from mamlkit.run import ConfigError
 from mamlkit.training import load_config
 from mamlkit.training.algorithm_config import ALGORITHMS
@@ -40,14 +41,14 @@ def test_options_reach_the_learners():
                        "algorithm.maml_pp.msl_iterations=7", "algorithm.maml_pp.da=true",
                        "algorithm.maml_pp.da_iterations=9", "algorithm.maml_pp.lslr=true", "algorithm.maml_pp.ca=true",
                        "algorithm.maml_pp.ca_min_lr=0.0001")
-    assert (learner.msl, learner.msl_iterations, learner.da, learner.da_iterations, learner.lslr, learner.ca,
-            learner.ca_min_lr) == (True, 7, True, 9, True, True, 0.0001)
-    assert (learner.bnrs, learner.bnwb) == (False, False)
+    assert learner.settings == MAMLPlusPlusSettings(msl=True, msl_iterations=7, da=True, da_iterations=9, lslr=True,
+                                                    ca=True, ca_min_lr=0.0001)
     reptile = _learner("sinusoid", "algorithm.name=reptile", "algorithm.reptile.inner_optimizer=adam",
                        "algorithm.reptile.adam_betas=[0.5, 0.9]", "algorithm.reptile.outer_optimizer=adam")
-    assert (reptile.spec.optimizer, reptile.spec.adam_betas, reptile.outer_optimizer) == ("adam", (0.5, 0.9), "adam")
+    assert (reptile.spec.optimizer, reptile.spec.adam_betas, reptile.settings.outer_optimizer) == ("adam", (0.5, 0.9),
+                                                                                                 "adam")
     imaml = _learner("sinusoid", "algorithm.name=imaml", "algorithm.imaml.lam=3", "algorithm.imaml.cg_steps=7")
-    assert (imaml.lam, imaml.cg_steps, imaml.spec.proximal) == (3.0, 7, 3.0)
+    assert (imaml.settings.lam, imaml.settings.cg_steps, imaml.spec.proximal) == (3.0, 7, 3.0)
     anil = _learner("sinusoid", "algorithm.name=anil", "algorithm.anil.head=2")
     assert anil.head == "2" and sorted(anil.spec.adapts) == ["2.bias", "2.weight"]
     assert _learner("sinusoid", "algorithm.name=fomaml").spec.first_order
@@ -59,15 +60,21 @@ def test_options_reach_the_learners():
                                      "algorithm.name is 'maml'"),
     (["algorithm.name=anil", "algorithm.imaml.lam=2"], "algorithm.imaml sets lam"),
     (["algorithm.maml_pp.mls=true"], "did you mean 'algorithm.maml_pp.msl'"),
-    (["algorithm.name=maml_pp", "algorithm.maml_pp.msl_iterations=0"], "msl_iterations must be >= 1"),
-    (["algorithm.name=maml_pp", "algorithm.maml_pp.ca_min_lr=-1"], "ca_min_lr must be >= 0"),
+    (["algorithm.name=maml_pp", "algorithm.maml_pp.msl_iterations=0"],
+     "algorithm.maml_pp: msl_iterations must be an integer >= 1; got 0"),
+    (["algorithm.name=maml_pp", "algorithm.maml_pp.ca_min_lr=-1"],
+     "algorithm.maml_pp: ca_min_lr must be a finite number >= 0; got -1.0"),
     (["algorithm.name=maml_pp", "algorithm.maml_pp.bnrs=true", "algorithm.batch_norm=frozen"],
      "bnrs meta-trains with batch statistics"),
     (["algorithm.name=reptile", "algorithm.reptile.inner_optimizer=rmsprop"],
      "algorithm.reptile.inner_optimizer must be one of 'sgd', 'adam'"),
-    (["algorithm.name=reptile", "algorithm.reptile.adam_betas=[1.0, 0.9]"], "adam_betas must both lie in [0, 1)"),
-    (["algorithm.name=imaml", "algorithm.imaml.lam=0"], "lam (the proximal λ) must be > 0"),
-    (["algorithm.name=imaml", "algorithm.imaml.cg_steps=0"], "cg_steps must be >= 1"),
+    (["algorithm.name=reptile", "algorithm.reptile.adam_betas=[1.0, 0.9]"],
+     "algorithm.reptile: adam_betas must be two numbers in [0, 1)"),
+    (["algorithm.name=imaml", "algorithm.imaml.lam=0"],
+     "algorithm.imaml: lam (iMAML's proximal λ) must be a finite number > 0"),
+    (["algorithm.name=imaml", "algorithm.imaml.cg_steps=0"], "algorithm.imaml: cg_steps must be an integer >= 1"),
+    (["algorithm.inner_steps=0"], "algorithm.inner_steps must be an integer >= 1; got 0"),
+    (["algorithm.chunk_size=0"], "algorithm.chunk_size must be null/None (automatic) or an integer >= 1; got 0"),
     (["algorithm.anil.head=[1]"], "algorithm.anil.head: [1] fits none of the allowed forms"),
 ])
 def test_bad_algorithm_settings_name_the_key_and_the_fix(overrides, message):

@@ -8,12 +8,37 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from mamlkit.algorithms.maml import MAML
+from mamlkit.algorithms.settings import AlgorithmSettings
 from mamlkit.core import SpecError
+
+
+@dataclass(frozen=True)
+class ANILSettings(AlgorithmSettings):
+    """ANIL's own setting; the config's ``algorithm.anil`` section.
+
+    Attributes:
+        head: the head module, the only one that adapts: its name in ``model.named_modules()``
+            ("head", "classifier.fc"), or a child's index in an ``nn.Sequential`` (4 or "4");
+            ``None`` (null): the last top-level child that has parameters.
+
+    Raises:
+        SpecError: ``head`` is neither None, a non-empty string nor an integer >= 0.
+    """
+
+    head: str | int | None = None
+
+    def __post_init__(self) -> None:
+        valid = (self.head is None or (isinstance(self.head, str) and self.head != "")
+                 or (isinstance(self.head, int) and not isinstance(self.head, bool) and self.head >= 0))
+        if not valid:
+            raise SpecError(f"head must be null/None (the last child with parameters), a module's name or a "
+                            f"child's index >= 0; got {self.head!r}")
 
 
 class ANIL(MAML):
@@ -29,9 +54,9 @@ class ANIL(MAML):
 
     Args:
         model: any ``nn.Module``.
-        head: the name of the head module (as in ``model.named_modules()``); ``None``:
-            the last top-level child that has parameters. With an ``nn.Sequential``,
-            the children from the head on form the module run per inner step.
+        head: the head module (``ANILSettings.head``: a name in ``model.named_modules()``, a
+            child's index, or ``None``: the last top-level child that has parameters). With an
+            ``nn.Sequential``, the children from the head on form the module run per inner step.
         **options: as ``MAML`` (``inner_lr``, ``inner_steps``, ``first_order``, ``loss``, ...),
             except ``adapts``.
 
@@ -42,14 +67,18 @@ class ANIL(MAML):
         ('2', ['2.bias', '2.weight'], True)
     """
 
-    def __init__(self, model: nn.Module, *, head: str | None = None, **options: Any) -> None:
+    name = "anil"
+    settings_type = ANILSettings
+
+    def __init__(self, model: nn.Module, *, head: str | int | None = ANILSettings.head, **options: Any) -> None:
         if "adapts" in options:
             raise TypeError("ANIL adapts its head: choose it with head=..., not adapts=")
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        head = _default_head(model) if head is None else head
+        self.settings = ANILSettings(head=head)
+        head = _default_head(model) if head is None else str(head)
         modules = dict(model.named_modules())
-        if head not in modules or head == "":
+        if head not in modules:
             children = [name for name, _ in model.named_children()]
             raise SpecError(f"ANIL head {head!r} is not a sub-module of the model; its top-level children: "
                             f"{children}")

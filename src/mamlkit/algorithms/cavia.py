@@ -11,16 +11,36 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
 from torch import Tensor, nn
 
 from mamlkit.algorithms.maml import MAML
+from mamlkit.algorithms.settings import AlgorithmSettings, check_integer
 from mamlkit.core import Params, SpecError
 
 NORMALISATIONS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 """Layers that would remove a per-feature shift entering before them."""
+
+
+@dataclass(frozen=True)
+class CAVIASettings(AlgorithmSettings):
+    """CAVIA's own setting; the config's ``algorithm.cavia`` section.
+
+    Attributes:
+        context_size: the length of the context vector φ, an integer >= 1 (the paper: 5 for
+            regression, 100 for miniImageNet).
+
+    Raises:
+        SpecError: ``context_size`` is not an integer >= 1.
+    """
+
+    context_size: int = 5
+
+    def __post_init__(self) -> None:
+        check_integer(self.context_size, "context_size", 1)
 
 
 class ContextConditioned(nn.Module):
@@ -35,7 +55,7 @@ class ContextConditioned(nn.Module):
     Args:
         body: the network, an ``nn.Sequential`` whose first layer with parameters is an
             ``nn.Linear`` or ``nn.Conv*d``.
-        context_size: the length of φ, >= 1.
+        context_size: the length of φ (``CAVIASettings.context_size``).
 
     Shapes: x (n, *x_shape) -> body's output (n, *out_shape); ``context`` (context_size,).
 
@@ -45,8 +65,7 @@ class ContextConditioned(nn.Module):
 
     def __init__(self, body: nn.Module, context_size: int) -> None:
         super().__init__()
-        if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
-            raise SpecError(f"CAVIA's context_size must be an integer >= 1; got {context_size!r}")
+        context_size = CAVIASettings(context_size=context_size).context_size
         if not isinstance(body, nn.Sequential):
             raise SpecError(f"CAVIA conditions an nn.Sequential network on its context; got {type(body).__name__}")
         first = next((index for index, layer in enumerate(body) if any(True for _ in layer.parameters())), None)
@@ -92,10 +111,16 @@ class CAVIA(MAML):
         torch.Size([])
     """
 
-    def __init__(self, model: nn.Module, *, inner_lr: float = 1.0, context_size: int = 5, **options: Any) -> None:
+    name = "cavia"
+    settings_type = CAVIASettings
+
+    def __init__(self, model: nn.Module, *, inner_lr: float = 1.0, context_size: int = CAVIASettings.context_size,
+                 **options: Any) -> None:
         if "adapts" in options:
             raise TypeError("CAVIA takes no adapts: the context vector alone adapts in the inner loop")
-        super().__init__(ContextConditioned(model, context_size), inner_lr=inner_lr, adapts=["context"], **options)
+        self.settings = CAVIASettings(context_size=context_size)
+        super().__init__(ContextConditioned(model, self.settings.context_size), inner_lr=inner_lr, adapts=["context"],
+                         **options)
 
     def meta_parameters(self) -> Iterator[nn.Parameter]:
         """The network's parameters and the projection P, without the context (φ₀ = 0 stays fixed)."""

@@ -36,6 +36,8 @@ class FOMAML(MAML):
         torch.Size([])
     """
 
+    name = "fomaml"
+
     def __init__(self, model: nn.Module, **options: Any) -> None:
         if "first_order" in options:
             raise TypeError("FOMAML is first-order by definition; use MAML(first_order=...) to choose")

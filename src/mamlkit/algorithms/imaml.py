@@ -9,14 +9,35 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from torch import Tensor, nn
 
 from mamlkit.algorithms.maml import MAML
+from mamlkit.algorithms.settings import AlgorithmSettings, check_integer, check_number
 from mamlkit.core import ChunkRule, Implicit, SpecError, TaskBatch
+
+
+@dataclass(frozen=True)
+class IMAMLSettings(AlgorithmSettings):
+    """iMAML's own settings; the config's ``algorithm.imaml`` section.
+
+    Attributes:
+        lam: λ, the strength of the proximal term λ/2 ‖φ − θ‖² of each task's inner objective
+            (eq. 3), a finite number > 0: larger keeps φ* nearer θ.
+        cg_steps: conjugate-gradient iterations solving (I + H/λ) v = g per meta-batch, >= 1.
+
+    Raises:
+        SpecError: naming the setting, when one is of the wrong type or out of range.
+    """
+
+    lam: float = 1.0
+    cg_steps: int = 5
+
+    def __post_init__(self) -> None:
+        check_number(self.lam, "lam (iMAML's proximal λ)", above=0)
+        check_integer(self.cg_steps, "cg_steps", 1)
 
 
 class IMAML(MAML):
@@ -51,19 +72,22 @@ class IMAML(MAML):
         torch.Size([])
     """
 
-    def __init__(self, model: nn.Module, *, inner_lr: float = 0.01, inner_steps: int = 10, lam: float = 1.0,
-                 cg_steps: int = 5, **options: Any) -> None:
+    name = "imaml"
+    settings_type = IMAMLSettings
+
+    def __init__(self, model: nn.Module, *, inner_lr: float = 0.01, inner_steps: int = 10,
+                 lam: float = IMAMLSettings.lam, cg_steps: int = IMAMLSettings.cg_steps, **options: Any) -> None:
         for name in ("first_order", "adapts", "step_weights"):
             if name in options:
                 raise TypeError(f"iMAML takes no {name}: its inner loop is first order, over every parameter, "
                                 "and only the final parameters are scored")
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not (math.isfinite(lam) and lam > 0):
-            raise SpecError(f"lam (iMAML's λ) must be a finite number > 0; got {lam!r}")
-        if isinstance(cg_steps, bool) or not isinstance(cg_steps, int) or cg_steps < 1:
-            raise SpecError(f"cg_steps must be an integer >= 1; got {cg_steps!r}")
+        self.settings = IMAMLSettings(lam=lam, cg_steps=cg_steps)
         super().__init__(model, inner_lr=inner_lr, inner_steps=inner_steps, first_order=True, **options)
-        self.spec = dataclasses.replace(self.spec, proximal=float(lam), keep_states=False)
-        self.lam, self.cg_steps = float(lam), cg_steps
+
+    def _spec_knobs(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """``proximal=λ``; ``keep_states=False`` (only φ* is scored)."""
+        del fields
+        return {"proximal": float(self.settings.lam), "keep_states": False}
 
     def meta_loss(self, batch: TaskBatch) -> Tensor:
         raise SpecError("iMAML's meta-gradient is implicit, not the autograd gradient of a loss: "
@@ -71,4 +95,4 @@ class IMAML(MAML):
 
     def chunk_rule(self) -> ChunkRule:
         """The implicit meta-gradient: ``Implicit(lam, cg_steps)``."""
-        return Implicit(self.lam, self.cg_steps)
+        return Implicit(float(self.settings.lam), self.settings.cg_steps)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from mamlkit.algorithms.losses import PER_TASK_LOSSES, LossSpec, check_label_range, check_targets, resolve_loss
+from mamlkit.algorithms.settings import AlgorithmSettings, check_choice, check_flag
 from mamlkit.core import (
     BatchNormIn,
     BatchNormMode,
@@ -87,6 +88,13 @@ class MAML:
         torch.Size([3, 1])
     """
 
+    name: ClassVar[str] = "maml"
+    """The algorithm's ``algorithm.name`` in a config (the registry, ``training.algorithm_config``)."""
+    settings_type: ClassVar[type[AlgorithmSettings] | None] = None
+    """The dataclass of the algorithm's own settings (``self.settings``; its config sub-section
+    ``algorithm.<name>``), or None when it takes only the settings the family shares
+    (``check_shared_settings``)."""
+
     def __init__(
         self,
         model: nn.Module,
@@ -104,19 +112,18 @@ class MAML:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        if vectorize not in VECTORIZE_CHOICES:
-            raise SpecError(f"vectorize must be one of {VECTORIZE_CHOICES}; got {vectorize!r}")
-        check_batch_norm_mode(batch_norm)
-        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                       or chunk_size < 1):
-            raise SpecError(f"chunk_size must be None or an integer >= 1; got {chunk_size!r}")
-        if not isinstance(checkpoint_steps, bool):
-            raise SpecError(f"checkpoint_steps must be True or False; got {checkpoint_steps!r}")
+        check_shared_settings(inner_lr=inner_lr, inner_steps=inner_steps, batch_norm=batch_norm, vectorize=vectorize,
+                              chunk_size=chunk_size, checkpoint_steps=checkpoint_steps)
         self.model = model
         self.loss_name, self.loss = resolve_loss(loss)
         self.batch_norm = batch_norm
         self.chunk_size = chunk_size
-        self.spec = InnerSpec(
+        self.vectorize_used: Vectorize | None = None if vectorize == "auto" else vectorize
+        self.eval_batch_norm: BatchNormMode = batch_norm
+        self.iteration = 0
+        self._own: dict[str, Tensor] = {}
+        self._accepted: dict[tuple, int] = {}  # batch signature -> the model's output width
+        fields = dict(
             steps=inner_steps,
             inner_lr=inner_lr,
             first_order=first_order,
@@ -124,11 +131,15 @@ class MAML:
             step_weights=None if step_weights is None else tuple(float(w) for w in step_weights),
             checkpoint_steps=checkpoint_steps,
         )
-        self.vectorize_used: Vectorize | None = None if vectorize == "auto" else vectorize
-        self.eval_batch_norm: BatchNormMode = batch_norm
-        self.iteration = 0
-        self._own: dict[str, Tensor] = {}
-        self._accepted: dict[tuple, int] = {}  # batch signature -> the model's output width
+        self.spec = InnerSpec(**{**fields, **self._spec_knobs(fields)})
+
+    def _spec_knobs(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``InnerSpec`` fields this algorithm sets or changes, given ``fields``, those that
+        ``MAML``'s arguments give (``steps``, ``inner_lr``, ``adapts``, ...): ``__init__`` builds
+        ``spec`` from both, once. It may register tensors of the learner's own (``_own_tensor``),
+        such as Meta-SGD's step sizes. MAML: none."""
+        del fields
+        return {}
 
     # -- the meta-objective ------------------------------------------------------------
     def meta_loss(self, batch: TaskBatch) -> Tensor:
@@ -357,6 +368,23 @@ class AdaptedModel:
         x = x.to(device=reference.device, dtype=reference.dtype)
         with BatchNormIn(self.batch_norm), torch.no_grad():
             return functional_call(self.module, self.tensors, (x,))
+
+
+def check_shared_settings(*, inner_lr: InnerLR, inner_steps: int, batch_norm: str, vectorize: str,
+                          chunk_size: int | None, checkpoint_steps: bool) -> None:
+    """The one check of the settings every learner of the family takes (the config's shared
+    ``algorithm.*`` keys): ``inner_lr`` and ``inner_steps`` by the inner loop's own rules
+    (``InnerSpec``, ``check_step_size``), ``batch_norm`` by ``check_batch_norm_mode``.
+
+    Raises:
+        SpecError: its message starting with the setting's name.
+    """
+    InnerSpec(steps=inner_steps, inner_lr=inner_lr)
+    check_batch_norm_mode(batch_norm)
+    check_choice(vectorize, "vectorize", VECTORIZE_CHOICES)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise SpecError(f"chunk_size must be null/None (automatic) or an integer >= 1; got {chunk_size!r}")
+    check_flag(checkpoint_steps, "checkpoint_steps")
 
 
 def adapting_names(model: nn.Module, adapts: Adapts) -> frozenset[str]:

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from mamlkit.algorithms.maml import MAML
+from mamlkit.algorithms.settings import AlgorithmSettings, check_flag, check_integer, check_number
 from mamlkit.core import (
     InnerLR,
     InnerSpec,
@@ -75,6 +77,51 @@ def cosine_meta_lr(base_lr: float, min_lr: float, iteration: int, total: int) ->
     return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * iteration / total)) / 2
 
 
+@dataclass(frozen=True)
+class MAMLPlusPlusSettings(AlgorithmSettings):
+    """MAML++'s switches, each separate, all off by default (plain MAML); the config's
+    ``algorithm.maml_pp`` section.
+
+    Attributes:
+        msl: multi-step loss: the query loss after every inner step counts, with the weights of
+            ``msl_weights``.
+        msl_iterations: meta-iterations over which MSL anneals toward the last step, >= 1.
+        da: derivative-order annealing: first order before ``da_iterations``, second order after.
+        da_iterations: the meta-iteration at which DA switches to second order, >= 0.
+        lslr: learned per-layer, per-step inner step sizes, starting at ``inner_lr``.
+        bnrs: per-step BatchNorm running statistics (needs ``batch_norm="transductive"``).
+        bnwb: per-step BatchNorm weights and biases, meta-learned.
+        ca: cosine annealing of the meta learning rate toward ``ca_min_lr``.
+        ca_min_lr: the meta learning rate at the end of training under CA, a finite number >= 0.
+
+    Raises:
+        SpecError: naming the setting, when one is of the wrong type or out of range.
+    """
+
+    msl: bool = False
+    msl_iterations: int = 10000
+    da: bool = False
+    da_iterations: int = 50000
+    lslr: bool = False
+    bnrs: bool = False
+    bnwb: bool = False
+    ca: bool = False
+    ca_min_lr: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for switch in ("msl", "da", "lslr", "bnrs", "bnwb", "ca"):
+            check_flag(getattr(self, switch), switch)
+        check_integer(self.msl_iterations, "msl_iterations", 1)
+        check_integer(self.da_iterations, "da_iterations", 0)
+        check_number(self.ca_min_lr, "ca_min_lr", at_least=0)
+
+    def check_batch_norm(self, batch_norm: str) -> None:
+        """BNRS meta-trains with batch statistics: it needs ``batch_norm="transductive"``."""
+        if self.bnrs and batch_norm != "transductive":
+            raise SpecError("bnrs meta-trains with batch statistics and evaluates with per-step running "
+                            f"statistics; it needs batch_norm='transductive', got {batch_norm!r}")
+
+
 class MAMLPlusPlus(MAML):
     """MAML++: every switch off is plain (second-order) MAML.
 
@@ -119,59 +166,36 @@ class MAMLPlusPlus(MAML):
         torch.Size([])
     """
 
+    name = "maml_pp"
+    settings_type = MAMLPlusPlusSettings
+
     def __init__(
         self,
         model: nn.Module,
         *,
         inner_lr: float = 0.01,
         inner_steps: int = 1,
-        msl: bool = False,
-        msl_iterations: int = 10000,
-        da: bool = False,
-        da_iterations: int = 50000,
-        lslr: bool = False,
-        bnrs: bool = False,
-        bnwb: bool = False,
-        ca: bool = False,
-        ca_min_lr: float = 1e-5,
+        msl: bool = MAMLPlusPlusSettings.msl,
+        msl_iterations: int = MAMLPlusPlusSettings.msl_iterations,
+        da: bool = MAMLPlusPlusSettings.da,
+        da_iterations: int = MAMLPlusPlusSettings.da_iterations,
+        lslr: bool = MAMLPlusPlusSettings.lslr,
+        bnrs: bool = MAMLPlusPlusSettings.bnrs,
+        bnwb: bool = MAMLPlusPlusSettings.bnwb,
+        ca: bool = MAMLPlusPlusSettings.ca,
+        ca_min_lr: float = MAMLPlusPlusSettings.ca_min_lr,
         **options: Any,
     ) -> None:
-        for name, value in (("msl_iterations", msl_iterations), ("da_iterations", da_iterations)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "msl_iterations" else 0):
-                raise SpecError(f"{name} must be an integer >= {1 if name == 'msl_iterations' else 0}; got {value!r}")
-        if not (isinstance(ca_min_lr, (int, float)) and math.isfinite(ca_min_lr) and ca_min_lr >= 0):
-            raise SpecError(f"ca_min_lr must be a finite number >= 0; got {ca_min_lr!r}")
+        self.settings = MAMLPlusPlusSettings(msl=msl, msl_iterations=msl_iterations, da=da,
+                                             da_iterations=da_iterations, lslr=lslr, bnrs=bnrs, bnwb=bnwb, ca=ca,
+                                             ca_min_lr=ca_min_lr)
         if lslr and (isinstance(inner_lr, bool) or not isinstance(inner_lr, (int, float))):
             raise SpecError(f"with lslr, inner_lr is the initial value of the learned step sizes, a number; "
                             f"got {type(inner_lr).__name__}")
-        super().__init__(model, inner_lr=inner_lr, inner_steps=inner_steps, **options)
-        self.msl, self.msl_iterations = msl, msl_iterations
-        self.da, self.da_iterations = da, da_iterations
-        self.lslr, self.bnrs, self.bnwb = lslr, bnrs, bnwb
-        self.ca, self.ca_min_lr = ca, float(ca_min_lr)
-        states = inner_steps + 1
-        layers = {name: layer for name, layer in model.named_modules()
-                  if isinstance(layer, nn.modules.batchnorm._BatchNorm)}
-        if (bnrs or bnwb) and not layers:
-            raise SpecError("bnrs and bnwb act on BatchNorm layers, and the model has none; switch them off")
         self.bnwb_tensors: dict[str, tuple[nn.Parameter | None, nn.Parameter | None]] = {}
-        if bnwb:
-            affine = {name: layer for name, layer in layers.items()
-                      if layer.weight is not None or layer.bias is not None}
-            if not affine:
-                raise SpecError("bnwb learns per-step BatchNorm weights and biases, but no BatchNorm layer of the "
-                                "model has any (affine=False); switch bnwb off")
-            for name, layer in affine.items():
-                self.bnwb_tensors[name] = tuple(
-                    None if tensor is None else
-                    self._own_tensor(f"bnwb.{name}.{kind}", tensor.detach().expand(states, -1), learned=True)
-                    for kind, tensor in (("weight", layer.weight), ("bias", layer.bias))
-                )
-            affine_names = {f"{name}.{kind}" for name in affine for kind in ("weight", "bias")}
-            adapts = self.spec.adapts - affine_names
-            if not adapts:
-                raise SpecError("with bnwb the BatchNorm weights and biases no longer adapt, and nothing else does")
-            self.spec = dataclasses.replace(self.spec, adapts=frozenset(adapts))
+        super().__init__(model, inner_lr=inner_lr, inner_steps=inner_steps, **options)
+        self.settings.check_batch_norm(self.batch_norm)
+        states = inner_steps + 1
         self.lslr_lrs: dict[str, nn.Parameter] = {}
         if lslr:
             self.lslr_lrs = {
@@ -180,9 +204,7 @@ class MAMLPlusPlus(MAML):
             }
         self.bnrs_buffers: dict[str, tuple[Tensor, Tensor, float]] = {}
         if bnrs:
-            if self.batch_norm != "transductive":
-                raise SpecError("bnrs meta-trains with batch statistics and evaluates with per-step running "
-                                f"statistics; it needs batch_norm='transductive', got {self.batch_norm!r}")
+            layers = _batch_norm_layers(model)
             untracked = [name for name, layer in layers.items() if layer.running_mean is None]
             if untracked:
                 raise SpecError(f"bnrs needs every BatchNorm layer to keep running statistics "
@@ -195,29 +217,54 @@ class MAMLPlusPlus(MAML):
                 )
             self.eval_batch_norm = "frozen"
 
+    def _spec_knobs(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """With ``bnwb``: ``adapts`` without the BatchNorm weights and biases, which become
+        per-state tensors of the learner's own, ``"bnwb.<layer>.weight|bias"``."""
+        layers = _batch_norm_layers(self.model)
+        if (self.settings.bnrs or self.settings.bnwb) and not layers:
+            raise SpecError("bnrs and bnwb act on BatchNorm layers, and the model has none; switch them off")
+        if not self.settings.bnwb:
+            return {}
+        affine = {name: layer for name, layer in layers.items() if layer.weight is not None or layer.bias is not None}
+        if not affine:
+            raise SpecError("bnwb learns per-step BatchNorm weights and biases, but no BatchNorm layer of the "
+                            "model has any (affine=False); switch bnwb off")
+        states = fields["steps"] + 1
+        for name, layer in affine.items():
+            self.bnwb_tensors[name] = tuple(
+                None if tensor is None else
+                self._own_tensor(f"bnwb.{name}.{kind}", tensor.detach().expand(states, -1), learned=True)
+                for kind, tensor in (("weight", layer.weight), ("bias", layer.bias))
+            )
+        affine_names = {f"{name}.{kind}" for name in affine for kind in ("weight", "bias")}
+        adapts = fields["adapts"] - affine_names
+        if not adapts:
+            raise SpecError("with bnwb the BatchNorm weights and biases no longer adapt, and nothing else does")
+        return {"adapts": frozenset(adapts)}
+
     # -- schedules -----------------------------------------------------------------------
     def training_spec(self) -> InnerSpec:
         """The inner loop at ``self.iteration``: MSL weights, DA's order, LSLR's and BNWB's tensors."""
         changes: dict[str, Any] = {}
-        if self.msl:
-            changes["step_weights"] = msl_weights(self.spec.steps, self.iteration, self.msl_iterations)
-        if self.da:
-            changes["first_order"] = self.spec.first_order or self.iteration < self.da_iterations
-        if self.lslr:
+        if self.settings.msl:
+            changes["step_weights"] = msl_weights(self.spec.steps, self.iteration, self.settings.msl_iterations)
+        if self.settings.da:
+            changes["first_order"] = self.spec.first_order or self.iteration < self.settings.da_iterations
+        if self.settings.lslr:
             changes["inner_lr"] = self._lslr_per_step(self.spec.steps, detach=False)
-        if self.bnwb:
+        if self.settings.bnwb:
             changes["per_step_shared"] = self._per_state_tensors(self.spec.steps, running=False, detach=False)
         return dataclasses.replace(self.spec, **changes) if changes else self.spec
 
     def meta_lr(self, base_lr: float, iteration: int, total: int) -> float:
         """Under CA, ``cosine_meta_lr(base_lr, ca_min_lr, iteration, total)``; else ``base_lr``."""
-        return cosine_meta_lr(base_lr, self.ca_min_lr, iteration, total) if self.ca else base_lr
+        return cosine_meta_lr(base_lr, self.settings.ca_min_lr, iteration, total) if self.settings.ca else base_lr
 
     # -- meta-training with per-step running statistics ----------------------------------
     def meta_backward(self, batch: TaskBatch) -> Tensor:
         """As ``MAML.meta_backward``; with ``bnrs`` it also updates the per-state running
         statistics from each state's support-set batch statistics, averaged over the tasks."""
-        if not self.bnrs:
+        if not self.settings.bnrs:
             return super().meta_backward(batch)
         sums: dict[tuple[int, str], Tensor] = {}
         loss = self._backward_with(batch, ThroughInnerLoop(observe=partial(_add_state_statistics, sums)))
@@ -233,14 +280,14 @@ class MAMLPlusPlus(MAML):
     # -- evaluation ------------------------------------------------------------------------
     @property
     def learns_inner_lr(self) -> bool:
-        return self.lslr
+        return self.settings.lslr
 
     def _eval_spec(self, steps: int | None, inner_lr: InnerLR | None) -> InnerSpec:
         steps = self.spec.steps if steps is None else steps
-        if inner_lr is None and self.lslr:
+        if inner_lr is None and self.settings.lslr:
             inner_lr = self._lslr_per_step(steps, detach=True)
         spec = super()._eval_spec(steps, inner_lr)
-        if self.bnwb or self.bnrs:
+        if self.settings.bnwb or self.settings.bnrs:
             spec = dataclasses.replace(spec, per_step_shared=self._per_state_tensors(steps, running=True, detach=True))
         return spec
 
@@ -270,6 +317,11 @@ class MAMLPlusPlus(MAML):
                     tensors[f"{layer}.running_var"] = running_var[index]
             states.append(tensors)
         return tuple(states)
+
+
+def _batch_norm_layers(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
+    """The model's BatchNorm layers, by name."""
+    return {name: layer for name, layer in model.named_modules() if isinstance(layer, nn.modules.batchnorm._BatchNorm)}
 
 
 def _add_state_statistics(sums: dict[tuple[int, str], Tensor], task_model: TaskModel, shared: Params,

@@ -8,8 +8,7 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -44,17 +43,22 @@ class MetaSGD(MAML):
         torch.Size([])
     """
 
+    name = "meta_sgd"
+
     def __init__(self, model: nn.Module, *, inner_lr: float = 0.01, **options: Any) -> None:
         if isinstance(inner_lr, bool) or not isinstance(inner_lr, (int, float)):
             raise SpecError(f"Meta-SGD's inner_lr is the initial value of its learned step sizes, a number; "
                             f"got {type(inner_lr).__name__}")
         super().__init__(model, inner_lr=float(inner_lr), **options)
-        lrs = {
-            name: self._own_tensor(f"inner_lr.{name}", torch.full_like(param, float(inner_lr)), learned=True)
-            for name, param in model.named_parameters() if name in self.spec.adapts
+
+    def _spec_knobs(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """``inner_lr`` = α: a learned tensor per adapting parameter, every element starting at
+        ``inner_lr``."""
+        self.inner_lrs: dict[str, nn.Parameter] = {
+            name: self._own_tensor(f"inner_lr.{name}", torch.full_like(param, fields["inner_lr"]), learned=True)
+            for name, param in self.model.named_parameters() if name in fields["adapts"]
         }
-        self.inner_lrs: dict[str, nn.Parameter] = lrs
-        self.spec = dataclasses.replace(self.spec, inner_lr=lrs)
+        return {"inner_lr": self.inner_lrs}
 
     @property
     def learns_inner_lr(self) -> bool:

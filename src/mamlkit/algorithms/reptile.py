@@ -8,16 +8,45 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from mamlkit.algorithms.maml import MAML
-from mamlkit.core import INNER_OPTIMIZERS, ChunkRule, ReptileDirection, SpecError, TaskBatch
+from mamlkit.algorithms.settings import AlgorithmSettings, check_choice
+from mamlkit.core import ChunkRule, InnerOptimizer, ReptileDirection, SpecError, TaskBatch
 
-OUTER_OPTIMIZERS = ("sgd", "adam")
+OuterOptimizer = Literal["sgd", "adam"]
+
+
+@dataclass(frozen=True)
+class ReptileSettings(AlgorithmSettings):
+    """Reptile's own settings; the config's ``algorithm.reptile`` section.
+
+    Attributes:
+        inner_optimizer: the inner update of each task, ``"sgd"`` or ``"adam"`` (state per task).
+        adam_betas: (β₁, β₂) of the inner Adam, each in [0, 1); the paper uses β₁ = 0.
+        outer_optimizer: the meta-optimizer, ``"sgd"`` (θ ← θ + ε·mean(θ′ − θ), ε the meta
+            learning rate) or ``"adam"``.
+
+    Raises:
+        SpecError: naming the setting, when one is not among its choices or out of range.
+    """
+
+    inner_optimizer: InnerOptimizer = "sgd"
+    adam_betas: tuple[float, float] = (0.0, 0.999)
+    outer_optimizer: OuterOptimizer = "sgd"
+
+    def __post_init__(self) -> None:
+        check_choice(self.inner_optimizer, "inner_optimizer", typing.get_args(InnerOptimizer))
+        check_choice(self.outer_optimizer, "outer_optimizer", typing.get_args(OuterOptimizer))
+        betas = self.adam_betas
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            raise SpecError(f"adam_betas must be two numbers in [0, 1); got {betas!r}")
 
 
 class Reptile(MAML):
@@ -54,28 +83,32 @@ class Reptile(MAML):
         'SGD'
     """
 
+    name = "reptile"
+    settings_type = ReptileSettings
+
     def __init__(
         self,
         model: nn.Module,
         *,
         inner_lr: float = 0.01,
         inner_steps: int = 5,
-        inner_optimizer: Literal["sgd", "adam"] = "sgd",
-        adam_betas: tuple[float, float] = (0.0, 0.999),
-        outer_optimizer: Literal["sgd", "adam"] = "sgd",
+        inner_optimizer: InnerOptimizer = ReptileSettings.inner_optimizer,
+        adam_betas: tuple[float, float] = ReptileSettings.adam_betas,
+        outer_optimizer: OuterOptimizer = ReptileSettings.outer_optimizer,
         **options: Any,
     ) -> None:
         for name in ("first_order", "step_weights"):
             if name in options:
                 raise TypeError(f"Reptile takes no {name}: it never differentiates through the inner loop")
-        if inner_optimizer not in INNER_OPTIMIZERS:
-            raise SpecError(f"inner_optimizer must be one of {INNER_OPTIMIZERS}; got {inner_optimizer!r}")
-        if outer_optimizer not in OUTER_OPTIMIZERS:
-            raise SpecError(f"outer_optimizer must be one of {OUTER_OPTIMIZERS}; got {outer_optimizer!r}")
+        self.settings = ReptileSettings(inner_optimizer=inner_optimizer, adam_betas=adam_betas,
+                                        outer_optimizer=outer_optimizer)
         super().__init__(model, inner_lr=inner_lr, inner_steps=inner_steps, first_order=True, **options)
-        self.spec = dataclasses.replace(self.spec, optimizer=inner_optimizer, adam_betas=tuple(adam_betas),
-                                        keep_states=False)
-        self.outer_optimizer = outer_optimizer
+
+    def _spec_knobs(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The inner optimizer and its betas; ``keep_states=False`` (only θ'ᵢ is needed)."""
+        del fields
+        return {"optimizer": self.settings.inner_optimizer, "adam_betas": tuple(self.settings.adam_betas),
+                "keep_states": False}
 
     def meta_loss(self, batch: TaskBatch) -> Tensor:
         raise SpecError("Reptile has no differentiable meta-loss: its update is not the gradient of a loss. "
@@ -87,6 +120,6 @@ class Reptile(MAML):
 
     def meta_optimizer(self, lr: float) -> torch.optim.Optimizer:
         """``SGD(lr=ε)`` (θ ← θ + ε·mean(θ'ᵢ − θ)) or Adam, per ``outer_optimizer``."""
-        if self.outer_optimizer == "sgd":
+        if self.settings.outer_optimizer == "sgd":
             return torch.optim.SGD(self.meta_parameters(), lr=lr)
         return torch.optim.Adam(self.meta_parameters(), lr=lr)

@@ -35,7 +35,7 @@ def build_learner(config: Config, model: nn.Module, loss: str) -> Learner:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(generator_for(config.seed, "learner").initial_seed())
-        return ALGORITHMS[algorithm.name].learner(model, **common, **algorithm.learner_arguments())
+        return ALGORITHMS[algorithm.name](model, **common, **algorithm.learner_arguments())
 
 
 def restore_learner(learner: Learner, checkpoint: Mapping[str, Any], source: Path) -> Learner:
