@@ -10,7 +10,8 @@ from mamlkit.core.types import TaskBatch
 
 
 class SamplerError(ValueError):
-    """A request a task source cannot meet, e.g. more classes or images per class than it holds."""
+    """A request a task source cannot meet, e.g. more classes or images per class than it holds,
+    or a setting of it out of range."""
 
 
 class TaskSource(Protocol):
