@@ -65,7 +65,7 @@ class ContextConditioned(nn.Module):
 
     def __init__(self, body: nn.Module, context_size: int) -> None:
         super().__init__()
-        context_size = CAVIASettings(context_size=context_size).context_size
+        CAVIASettings(context_size=context_size)  # the check of context_size
         if not isinstance(body, nn.Sequential):
             raise SpecError(f"CAVIA conditions an nn.Sequential network on its context; got {type(body).__name__}")
         first = next((index for index, layer in enumerate(body) if any(True for _ in layer.parameters())), None)
