@@ -51,7 +51,7 @@ def main() -> None:
         generator = generator_for(config.seed, "train", iteration)
         tasks = env.sample_tasks(config.train.meta_batch_size, generator)
         theta = learner.initial_params(tasks.shape[0])
-        n_traj = learner.pg.n_traj
+        n_traj = learner.settings.trajectories
         before = timed("sample before", sample_episodes, env, learner.actor(theta), tasks, n_traj, generator)
         support_x, support_y = timed("returns, baseline, advantages", learner.inner_data, before)
         adapted = timed("inner step", learner.adapt, theta, support_x, support_y)

@@ -9,7 +9,7 @@ import torch
 from torch.func import functional_call
 
 from mamlkit.models import GaussianMLPPolicy
-from mamlkit.rl import MAMLTRPO, Navigation2D, PolicyGradientSettings, TRPOSettings
+from mamlkit.rl import MAMLTRPO, MAMLTRPOSettings, Navigation2D, TRPOSettings
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -27,8 +27,8 @@ def in_temporary_folder(tmp_path_factory):
 def small_learner(*, first_order: bool = False, vectorize: str = "loop", dtype=torch.float32) -> MAMLTRPO:
     torch.manual_seed(1)
     policy = GaussianMLPPolicy(2, 2, (8, 8), init_std=0.5).to(dtype)
-    return MAMLTRPO(policy, Navigation2D(horizon=12), inner_lr=0.1, first_order=first_order,
-                    pg=PolicyGradientSettings(n_traj=4), trpo=TRPOSettings(max_kl=0.01), vectorize=vectorize)
+    settings = MAMLTRPOSettings(inner_lr=0.1, first_order=first_order, trajectories=4, vectorize=vectorize)
+    return MAMLTRPO(policy, Navigation2D(horizon=12), settings=settings, trpo=TRPOSettings(max_kl=0.01))
 
 
 @pytest.fixture

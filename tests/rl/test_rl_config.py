@@ -47,7 +47,7 @@ def test_the_file_path_loads_like_the_preset_name():
     ("train.val_tasks=0", "train.val_tasks must be >= 1"),
     ("algorithm.vectorize=stacked", "algorithm.vectorize must be one of 'vmap', 'loop'"),
     ("eval.inner_lrs=[]", "eval.inner_lrs must be a non-empty list"),
-    ("env.action_scale=0", "env.action_scale must be > 0"),
+    ("env.action_scale=0", "env.action_scale must be a finite number > 0"),
     ("eval.tasks=1", "eval.tasks must be >= 2"),
     ("policy.hidden=[100, 0]", "policy.hidden must list layer widths >= 1"),
     ("train.max_minutes=0", "train.max_minutes must be null"),

@@ -26,11 +26,14 @@ class GaussianMLPPolicy(nn.Module):
     Args:
         obs_dim: observation size.
         act_dim: action size.
-        hidden: widths of the hidden layers (the paper: 100, 100).
-        init_std: σ at initialisation, > 0.
+        hidden: widths of the hidden layers, each >= 1 (the paper: 100, 100).
+        init_std: σ at initialisation, a finite number > 0.
 
     Shapes: observations (n, obs_dim) -> (n, 2 · act_dim): ``[..., :act_dim]`` the mean,
     ``[..., act_dim:]`` log σ.
+
+    Raises:
+        ValueError: a size or setting out of range (see ``check_policy_settings``).
 
     Example:
         >>> policy = GaussianMLPPolicy(2, 2)
@@ -43,8 +46,7 @@ class GaussianMLPPolicy(nn.Module):
         super().__init__()
         if obs_dim < 1 or act_dim < 1:
             raise ValueError(f"GaussianMLPPolicy needs obs_dim and act_dim >= 1; got {obs_dim}, {act_dim}")
-        if not (math.isfinite(init_std) and init_std > 0):
-            raise ValueError(f"GaussianMLPPolicy init_std must be a finite number > 0; got {init_std}")
+        check_policy_settings(hidden, init_std)
         self.act_dim = act_dim
         self.mean = mlp(obs_dim, hidden, act_dim)
         for layer in self.mean.modules():
@@ -56,3 +58,21 @@ class GaussianMLPPolicy(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         mean = self.mean(obs)
         return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)
+
+
+def check_policy_settings(hidden: Sequence[int], init_std: float, *, section: str = "") -> None:
+    """The one rule for ``GaussianMLPPolicy``'s ``hidden`` and ``init_std``, also the RL config's
+    ``policy`` section: widths >= 1, σ a finite number > 0.
+
+    Args:
+        section: put in front of the setting's name in the message (``"policy"``: ``policy.hidden``).
+
+    Raises:
+        ValueError: naming the setting, when one is out of range.
+    """
+    where = f"{section}." if section else ""
+    if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in hidden):
+        raise ValueError(f"{where}hidden must list layer widths >= 1; got {list(hidden)}")
+    number = isinstance(init_std, (int, float)) and not isinstance(init_std, bool)
+    if not (number and math.isfinite(init_std) and init_std > 0):
+        raise ValueError(f"{where}init_std must be a finite number > 0; got {init_std!r}")

@@ -9,10 +9,10 @@ training loop, test protocol and figures behind ``mamlkit train|eval`` for RL co
 from mamlkit.rl.config import RLConfig, is_rl_config, load_rl_config
 from mamlkit.rl.env import EnvError, TaskEnv
 from mamlkit.rl.episodes import Episodes, sample_episodes
-from mamlkit.rl.maml_trpo import MAMLTRPO, MetaBatch, PolicyGradientError, PolicyGradientSettings
+from mamlkit.rl.maml_trpo import MAMLTRPO, MAMLTRPOSettings, MetaBatch
 from mamlkit.rl.navigation import Navigation2D
 from mamlkit.rl.trpo import Linearization, TRPOResult, TRPOSettings, TRPOSettingsError, trpo_step
 
-__all__ = ["EnvError", "Episodes", "Linearization", "MAMLTRPO", "MetaBatch", "Navigation2D", "PolicyGradientError",
-           "PolicyGradientSettings", "RLConfig", "TRPOResult", "TRPOSettings", "TRPOSettingsError", "TaskEnv",
+__all__ = ["EnvError", "Episodes", "Linearization", "MAMLTRPO", "MAMLTRPOSettings", "MetaBatch", "Navigation2D",
+           "RLConfig", "TRPOResult", "TRPOSettings", "TRPOSettingsError", "TaskEnv",
            "is_rl_config", "load_rl_config", "sample_episodes", "trpo_step"]

@@ -7,7 +7,7 @@ import torch
 from mamlkit.models import GaussianMLPPolicy
 from mamlkit.rl.config import RLConfig
 from mamlkit.rl.env import EnvError, TaskEnv
-from mamlkit.rl.maml_trpo import MAMLTRPO, PolicyGradientSettings
+from mamlkit.rl.maml_trpo import MAMLTRPO
 from mamlkit.rl.navigation import Navigation2D
 from mamlkit.run.schema import ConfigError
 
@@ -27,17 +27,9 @@ def build_env(config: RLConfig) -> TaskEnv:
 
 def build_learner(config: RLConfig, env: TaskEnv) -> MAMLTRPO:
     """A freshly initialised policy inside its MAML-TRPO learner; the initial weights depend
-    only on ``config.seed`` (torch's global generator is left as it was)."""
-    algorithm = config.algorithm
+    only on ``config.seed`` (torch's global generator is left as it was); the learner takes the
+    ``algorithm`` and ``trpo`` sections as they are."""
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         policy = GaussianMLPPolicy(env.obs_dim, env.act_dim, config.policy.hidden, init_std=config.policy.init_std)
-    return MAMLTRPO(
-        policy, env, inner_lr=algorithm.inner_lr, first_order=algorithm.first_order,
-        pg=PolicyGradientSettings(n_traj=algorithm.trajectories, gamma=algorithm.gamma,
-                                  gae_lambda=algorithm.gae_lambda,
-                                  normalize_advantages=algorithm.normalize_advantages,
-                                  baseline_reg=algorithm.baseline_reg),
-        trpo=config.trpo,
-        vectorize=algorithm.vectorize,
-    )
+    return MAMLTRPO(policy, env, settings=config.algorithm, trpo=config.trpo)

@@ -1,6 +1,10 @@
 """The RL experiment config: sections ``env``, ``policy``, ``algorithm``, ``trpo``, ``train``, ``eval``.
 
-The ``trpo`` section is ``mamlkit.rl.trpo.TRPOSettings`` itself (its errors name ``trpo.<key>``).
+The ``algorithm`` section is ``mamlkit.rl.MAMLTRPOSettings`` itself and the ``trpo`` section
+``mamlkit.rl.TRPOSettings`` (their errors name ``algorithm.<key>`` and ``trpo.<key>``): the
+learner takes these objects as they are. The ``env`` and ``policy`` settings are checked by the
+rules of the classes they build (``check_horizon``, ``check_action_scale``,
+``check_policy_settings``), with the section put in front of the setting's name.
 
 Validated like the supervised config (``mamlkit.run.schema``): an unknown key names
 the closest valid one, a bad value says what is allowed. A config is an RL config when
@@ -10,12 +14,16 @@ it has an ``env`` section (``is_rl_config``); the CLI hands those to ``mamlkit.c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from mamlkit.core import check_step_size
+from mamlkit.models.policy import check_policy_settings
+from mamlkit.rl.env import check_horizon
+from mamlkit.rl.maml_trpo import MAMLTRPOSettings
+from mamlkit.rl.navigation import check_action_scale
 from mamlkit.rl.trpo import TRPOSettings
 from mamlkit.run.config_io import apply_overrides, read_config_data
-from mamlkit.core import check_step_size
-from mamlkit.run.schema import check_run_identity, from_mapping, require, require_check, to_mapping
+from mamlkit.run.schema import check_run_identity, from_mapping, require, require_check, short_repr, to_mapping
 
 ENV_KINDS = ("navigation_2d", "halfcheetah_vel", "halfcheetah_dir")
 
@@ -27,13 +35,15 @@ class EnvConfig:
     ``action_scale``: 2D navigation moves by the action times this, clipped to ±0.1 (0.1: the
     paper's code, 1.0: pytorch-maml-rl's; see ``mamlkit.rl.Navigation2D``)."""
 
-    kind: Literal["navigation_2d", "halfcheetah_vel", "halfcheetah_dir"] = "navigation_2d"
+    kind: str = "navigation_2d"
     horizon: int = 100
     action_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        require(self.horizon >= 1, f"env.horizon must be >= 1; got {self.horizon}")
-        require(self.action_scale > 0, f"env.action_scale must be > 0; got {self.action_scale}")
+        require(self.kind in ENV_KINDS,
+                f"env.kind must be one of {', '.join(map(repr, ENV_KINDS))}; got {short_repr(self.kind)}")
+        require_check(lambda: check_horizon(self.horizon, "env.horizon"))
+        require_check(lambda: check_action_scale(self.action_scale, "env.action_scale"))
         require(self.kind == "navigation_2d" or self.action_scale == 1.0,
                 f"env.action_scale is a 2D-navigation setting; {self.kind} takes actions as they are "
                 f"(remove it or set 1.0); got {self.action_scale}")
@@ -47,31 +57,7 @@ class PolicyConfig:
     init_std: float = 1.0
 
     def __post_init__(self) -> None:
-        require(all(width >= 1 for width in self.hidden),
-                f"policy.hidden must list layer widths >= 1; got {list(self.hidden)}")
-        require(self.init_std > 0, f"policy.init_std must be > 0; got {self.init_std}")
-
-
-@dataclass(frozen=True)
-class RLAlgorithmConfig:
-    """The inner policy-gradient step: α, order, trajectories per task, returns and advantages,
-    and how the core maps the policy over tasks there (see ``mamlkit.rl.MAMLTRPO``)."""
-
-    inner_lr: float = 0.1
-    first_order: bool = False
-    trajectories: int = 20
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    normalize_advantages: bool = True
-    baseline_reg: float = 1e-5
-    vectorize: Literal["vmap", "loop"] = "loop"
-
-    def __post_init__(self) -> None:
-        require_check(lambda: check_step_size(self.inner_lr, "algorithm.inner_lr"))
-        require(self.trajectories >= 1, f"algorithm.trajectories must be >= 1; got {self.trajectories}")
-        require(0 < self.gamma <= 1, f"algorithm.gamma must lie in (0, 1]; got {self.gamma}")
-        require(0 <= self.gae_lambda <= 1, f"algorithm.gae_lambda must lie in [0, 1]; got {self.gae_lambda}")
-        require(self.baseline_reg > 0, f"algorithm.baseline_reg must be > 0; got {self.baseline_reg}")
+        require_check(lambda: check_policy_settings(self.hidden, self.init_std, section="policy"))
 
 
 @dataclass(frozen=True)
@@ -131,7 +117,7 @@ class RLConfig:
     seed: int = 0
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    algorithm: RLAlgorithmConfig = field(default_factory=RLAlgorithmConfig)
+    algorithm: MAMLTRPOSettings = field(default_factory=MAMLTRPOSettings)
     trpo: TRPOSettings = field(default_factory=TRPOSettings)
     train: RLTrainConfig = field(default_factory=RLTrainConfig)
     eval: RLEvalConfig = field(default_factory=RLEvalConfig)

@@ -51,3 +51,14 @@ class TaskEnv(Protocol):
 
 class EnvError(ValueError):
     """An environment setting or input that cannot be used."""
+
+
+def check_horizon(horizon: object, name: str = "horizon") -> None:
+    """The one rule for an environment's horizon, in every environment class and in the RL
+    config (``env.horizon``): an integer >= 1.
+
+    Raises:
+        EnvError: naming ``name``, when ``horizon`` is not such an integer.
+    """
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise EnvError(f"{name} must be >= 1; got {horizon!r}")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mamlkit.rl.env import EnvError
+from mamlkit.rl.env import EnvError, check_horizon
 
 CTRL_COST = 0.05
 RESET_NOISE = 0.1
@@ -40,8 +40,7 @@ class HalfCheetahTasks:
     task_dim = 1
 
     def __init__(self, *, horizon: int = 200) -> None:
-        if horizon < 1:
-            raise EnvError(f"HalfCheetah horizon must be >= 1; got {horizon}")
+        check_horizon(horizon)
         mujoco = _mujoco()
         from mujoco import rollout
 

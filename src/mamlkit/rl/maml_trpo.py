@@ -22,7 +22,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from mamlkit.core import InnerSpec, Params, TaskBatch, TaskModel, Vectorize, check_task_batch, per_task_copies
+from mamlkit.core import InnerSpec, Params, TaskBatch, TaskModel, check_step_size, check_task_batch, per_task_copies
 from mamlkit.core import adapt as adapt_tasks
 from mamlkit.rl.advantages import discounted_returns, gae, normalize_per_task
 from mamlkit.rl.baseline import linear_baseline_values
@@ -30,38 +30,69 @@ from mamlkit.rl.env import TaskEnv
 from mamlkit.rl.episodes import Actor, Episodes, sample_episodes
 from mamlkit.rl.losses import gaussian_kl, gaussian_log_prob, pack_targets, reinforce_loss, unpack_targets
 from mamlkit.rl.trpo import Linearization, TRPOResult, TRPOSettings, trpo_step
+from mamlkit.run.schema import require, require_check, short_repr
 
 
-class PolicyGradientError(ValueError):
-    """A policy-gradient setting out of its allowed range."""
+VECTORIZE = ("vmap", "loop")
+"""The choices of ``MAMLTRPOSettings.vectorize``."""
 
 
 @dataclass(frozen=True)
-class PolicyGradientSettings:
-    """How trajectories become the inner loop's data.
+class MAMLTRPOSettings:
+    """The inner policy-gradient step of MAML-TRPO, also the config's ``algorithm`` section.
 
     Attributes:
-        n_traj: trajectories per task and adaptation step (the paper: 20).
+        inner_lr: α of the inner policy-gradient step, a finite number > 0 (the paper: 0.1).
+        first_order: drop the inner step's second derivatives.
+        trajectories: trajectories per task and adaptation step, >= 1 (the paper: 20).
         gamma: discount γ in (0, 1].
         gae_lambda: GAE λ in [0, 1] (1: Monte-Carlo returns minus the baseline).
         normalize_advantages: standardise advantages per task (as pytorch-maml-rl does).
         baseline_reg: ridge coefficient of the linear baseline, > 0.
+        vectorize: how the core maps the policy over tasks in the inner step and the
+            meta-update: ``"loop"`` or ``"vmap"`` (what ``MAML``'s "auto" picks for this
+            policy: its log σ parameter is not an ``nn.Sequential`` layer, so the stacked
+            kernels do not apply). Both give the same numbers; on 2 CPU cores the loop's
+            double backward (TRPO's Fisher-vector products) was the faster (docs/rl.md).
+            Acting, forward only, always maps with vmap, which is faster there.
+
+    Raises:
+        ConfigError: naming the setting as the config's ``algorithm.<key>``, when one is of the
+            wrong type or out of range (the same message from a config and from this class).
     """
 
-    n_traj: int = 20
+    inner_lr: float = 0.1
+    first_order: bool = False
+    trajectories: int = 20
     gamma: float = 0.99
     gae_lambda: float = 1.0
     normalize_advantages: bool = True
     baseline_reg: float = 1e-5
+    vectorize: str = "loop"
 
     def __post_init__(self) -> None:
-        if self.n_traj < 1:
-            raise PolicyGradientError(f"n_traj must be >= 1; got {self.n_traj}")
-        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
-            raise PolicyGradientError(f"gamma must lie in (0, 1] and gae_lambda in [0, 1]; got {self.gamma}, "
-                                      f"{self.gae_lambda}")
-        if not self.baseline_reg > 0:
-            raise PolicyGradientError(f"baseline_reg must be > 0; got {self.baseline_reg}")
+        require_check(lambda: check_step_size(self.inner_lr, "algorithm.inner_lr"))
+        for flag in ("first_order", "normalize_advantages"):
+            require(isinstance(getattr(self, flag), bool),
+                    f"algorithm.{flag} must be true or false; got {short_repr(getattr(self, flag))}")
+        require(_is_integer(self.trajectories) and self.trajectories >= 1,
+                f"algorithm.trajectories must be >= 1; got {short_repr(self.trajectories)}")
+        require(_is_number(self.gamma) and 0 < self.gamma <= 1,
+                f"algorithm.gamma must lie in (0, 1]; got {short_repr(self.gamma)}")
+        require(_is_number(self.gae_lambda) and 0 <= self.gae_lambda <= 1,
+                f"algorithm.gae_lambda must lie in [0, 1]; got {short_repr(self.gae_lambda)}")
+        require(_is_number(self.baseline_reg) and self.baseline_reg > 0,
+                f"algorithm.baseline_reg must be > 0; got {short_repr(self.baseline_reg)}")
+        require(self.vectorize in VECTORIZE, f"algorithm.vectorize must be one of "
+                f"{', '.join(map(repr, VECTORIZE))}; got {short_repr(self.vectorize)}")
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class MetaBatch(NamedTuple):
@@ -79,27 +110,19 @@ class MAMLTRPO:
     Args:
         policy: e.g. ``mamlkit.models.GaussianMLPPolicy``; all its parameters adapt.
         env: the batched task environment.
-        inner_lr: α of the inner policy-gradient step (the paper: 0.1).
-        first_order: drop the inner step's second derivatives.
-        pg: trajectories per task, discounting, advantages, baseline.
+        settings: the inner policy-gradient step: α, order, trajectories per task,
+            discounting, advantages, baseline, how the core maps over tasks.
         trpo: the meta-update's trust region and searches.
-        vectorize: how the core maps the policy over tasks in the inner step and the
-            meta-update: ``"loop"`` or ``"vmap"`` (what ``MAML``'s "auto" picks for this
-            policy: its log σ parameter is not an ``nn.Sequential`` layer, so the stacked
-            kernels do not apply). Both give the same numbers; on 2 CPU cores the loop's
-            double backward (TRPO's Fisher-vector products) was the faster (docs/rl.md).
-            Acting, forward only, always maps with vmap, which is faster there.
     """
 
-    def __init__(self, policy: nn.Module, env: TaskEnv, *, inner_lr: float = 0.1, first_order: bool = False,
-                 pg: PolicyGradientSettings = PolicyGradientSettings(), trpo: TRPOSettings = TRPOSettings(),
-                 vectorize: Vectorize = "loop") -> None:
+    def __init__(self, policy: nn.Module, env: TaskEnv, *, settings: MAMLTRPOSettings = MAMLTRPOSettings(),
+                 trpo: TRPOSettings = TRPOSettings()) -> None:
         self.policy = policy
         self.env = env
-        self.pg = pg
+        self.settings = settings
         self.trpo = trpo
-        self.spec = InnerSpec(steps=1, inner_lr=inner_lr, first_order=first_order)
-        self.task_model = TaskModel(policy, reinforce_loss, vectorize)
+        self.spec = InnerSpec(steps=1, inner_lr=settings.inner_lr, first_order=settings.first_order)
+        self.task_model = TaskModel(policy, reinforce_loss, settings.vectorize)
         self._acting_model = TaskModel(policy, reinforce_loss, "vmap")
 
     # -- sampling and the inner loop --------------------------------------------------------
@@ -116,10 +139,10 @@ class MAMLTRPO:
         """The inner loop's (x, y) of trajectories: observations (n_tasks, n_traj · T, obs_dim) and
         packed [actions, advantages, mask] (n_tasks, n_traj · T, act_dim + 2)."""
         n_tasks = episodes.obs.shape[0]
-        returns = discounted_returns(episodes.rewards, episodes.mask, self.pg.gamma)
-        values = linear_baseline_values(episodes.obs, episodes.mask, returns, self.pg.baseline_reg)
-        advantages = gae(episodes.rewards, values, episodes.mask, self.pg.gamma, self.pg.gae_lambda)
-        if self.pg.normalize_advantages:
+        returns = discounted_returns(episodes.rewards, episodes.mask, self.settings.gamma)
+        values = linear_baseline_values(episodes.obs, episodes.mask, returns, self.settings.baseline_reg)
+        advantages = gae(episodes.rewards, values, episodes.mask, self.settings.gamma, self.settings.gae_lambda)
+        if self.settings.normalize_advantages:
             advantages = normalize_per_task(advantages, episodes.mask)
         x = episodes.obs.reshape(n_tasks, -1, episodes.obs.shape[-1])
         y = pack_targets(episodes.actions, advantages, episodes.mask).reshape(n_tasks, x.shape[1], -1)
@@ -140,10 +163,10 @@ class MAMLTRPO:
         """
         n_tasks = tasks.shape[0]
         theta = self.initial_params(n_tasks)
-        before = sample_episodes(self.env, self.actor(theta), tasks, self.pg.n_traj, generator)
+        before = sample_episodes(self.env, self.actor(theta), tasks, self.settings.trajectories, generator)
         support_x, support_y = self.inner_data(before)
         adapted = self.adapt(theta, support_x, support_y)
-        after = sample_episodes(self.env, self.actor(adapted), tasks, self.pg.n_traj, generator)
+        after = sample_episodes(self.env, self.actor(adapted), tasks, self.settings.trajectories, generator)
         query_x, query_y = self.inner_data(after)
         batch = check_task_batch(TaskBatch(support_x, support_y, query_x, query_y))
         return MetaBatch(batch, before.returns_per_task(), after.returns_per_task())

@@ -14,10 +14,12 @@ at random.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from mamlkit.rl.env import EnvError
+from mamlkit.rl.env import EnvError, check_horizon
 
 
 class Navigation2D:
@@ -39,11 +41,11 @@ class Navigation2D:
 
     def __init__(self, *, horizon: int = 100, goal_range: float = 0.5, max_action: float = 0.1,
                  action_scale: float = 1.0, goal_tolerance: float = 0.01) -> None:
-        if horizon < 1:
-            raise EnvError(f"navigation horizon must be >= 1; got {horizon}")
-        if not (goal_range > 0 and max_action > 0 and action_scale > 0 and goal_tolerance >= 0):
-            raise EnvError("navigation goal_range, max_action and action_scale must be > 0 and goal_tolerance "
-                           f">= 0; got {goal_range}, {max_action}, {action_scale}, {goal_tolerance}")
+        check_horizon(horizon)
+        check_action_scale(action_scale)
+        if not (goal_range > 0 and max_action > 0 and goal_tolerance >= 0):
+            raise EnvError("navigation goal_range and max_action must be > 0 and goal_tolerance >= 0; got "
+                           f"{goal_range}, {max_action}, {goal_tolerance}")
         self.horizon = horizon
         self.goal_range = goal_range
         self.max_action = max_action
@@ -74,3 +76,15 @@ class Navigation2D:
         self._position = self._position + move
         distance = torch.linalg.vector_norm(self._position - self._goals, dim=-1)
         return self._position.clone(), -distance, distance < self.goal_tolerance
+
+
+def check_action_scale(action_scale: object, name: str = "action_scale") -> None:
+    """The one rule for ``Navigation2D``'s action scale, also the RL config's ``env.action_scale``:
+    a finite number > 0.
+
+    Raises:
+        EnvError: naming ``name``, when ``action_scale`` is not such a number.
+    """
+    number = isinstance(action_scale, (int, float)) and not isinstance(action_scale, bool)
+    if not (number and math.isfinite(action_scale) and action_scale > 0):
+        raise EnvError(f"{name} must be a finite number > 0; got {action_scale!r}")
