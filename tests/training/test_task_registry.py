@@ -85,6 +85,7 @@ BAD = {  # a field (top-level by name, nested as Class.name) -> (a bad YAML valu
     "ImageAugmentation.max_shift": ("-1", lambda: ImageAugmentation(max_shift=-1)),
     "ImageAugmentation.zeroed_fraction": ("1.0", lambda: ImageAugmentation(zeroed_fraction=1.0)),
     "ImageAugmentation.flip": ("maybe", None),
+    "ImageAugmentation.policy": ("cifar10", lambda: ImageAugmentation(policy="cifar10")),
     "EmbeddingSettings.kind": ("sift", None),
     "EmbeddingSettings.dim": ("0", lambda: EmbeddingSettings(dim=0)),
     "EmbeddingSettings.contrastive": ("3", None),
