@@ -1,4 +1,5 @@
-"""augment_images: seeded, shape-preserving; shifts checked against a plain per-image loop."""
+"""augment_images: seeded, shape-preserving; shifts checked against a plain per-image loop; the
+AutoAugment policy first, and no policy the copies of before it existed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from mamlkit.tasks import ImageAugmentation, SamplerError, augment_images
+from mamlkit.tasks.autoaugment import IMAGENET_POLICY, autoaugment
 
 
 def images(*shape: int) -> torch.Tensor:
@@ -82,11 +84,34 @@ def test_the_input_is_not_changed():
     torch.testing.assert_close(x, before, rtol=0, atol=0)
 
 
+def test_without_a_policy_the_copies_are_those_of_before_the_policy_existed():
+    x = (torch.arange(1, 33, dtype=torch.float32) / 64).reshape(2, 1, 4, 4)
+    out = augment_images(x, ImageAugmentation(max_shift=1, zeroed_fraction=0.3, flip=True), generator=seeded(5))
+    pinned = [[[[0, 0, 0, 0], [0, 3, 4, 0], [0, 7, 8, 0], [10, 11, 0, 0]]],  # x · 64, from commit 93f50f3
+              [[[0, 0, 0, 18], [0, 24, 0, 22], [0, 0, 27, 0], [0, 32, 31, 0]]]]
+    torch.testing.assert_close(out * 64, torch.tensor(pinned, dtype=torch.float32), rtol=0, atol=0)
+
+
+def test_the_imagenet_policy_comes_first_then_the_shift_zeroing_and_flip_from_the_same_stream():
+    x = images(3, 2, 3, 8, 8)
+    settings = ImageAugmentation(max_shift=2, zeroed_fraction=0.2, flip=True, policy="imagenet")
+    out = augment_images(x, settings, generator=seeded(7))
+    assert out.shape == x.shape
+    stream = seeded(7)
+    policy_first = autoaugment(x.reshape(-1, 3, 8, 8), IMAGENET_POLICY, generator=stream)
+    expected = augment_images(policy_first, ImageAugmentation(max_shift=2, zeroed_fraction=0.2, flip=True),
+                              generator=stream)
+    torch.testing.assert_close(out, expected.reshape(x.shape), rtol=0, atol=0)
+    assert not torch.equal(expected, augment_images(x.reshape(-1, 3, 8, 8), ImageAugmentation(
+        max_shift=2, zeroed_fraction=0.2, flip=True), generator=seeded(7)))
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"max_shift": -1}, "max_shift must be an integer >= 0"),
     ({"max_shift": 1.5}, "max_shift must be an integer >= 0"),
     ({"zeroed_fraction": 1.0}, r"zeroed_fraction must lie in \[0, 1\)"),
     ({"zeroed_fraction": -0.1}, r"zeroed_fraction must lie in \[0, 1\)"),
+    ({"policy": "cifar10"}, r"^policy must be one of 'none', 'imagenet'; got 'cifar10'$"),
 ])
 def test_bad_settings_are_sampler_errors(settings, message):
     with pytest.raises(SamplerError, match=message):
