@@ -148,9 +148,10 @@ class UMTRATaskConfig(ImageClassificationTaskConfig):
     def describe(self) -> str:
         augmentation = self.augmentation
         flip = ", mirrored at random" if augmentation.flip else ""
+        policy = "" if augmentation.policy == "none" else f"AutoAugment's {augmentation.policy} policy, then "
         return (f"UMTRA {self.n_way}-way on {self.dataset}'s training images with labels dropped: a class is one "
-                f"image, support the image and {self.k_shot - 1} copies, query {self.n_query} copies (shifted up to "
-                f"{augmentation.max_shift} px, {augmentation.zeroed_fraction:.0%} of pixels zeroed{flip}); "
+                f"image, support the image and {self.k_shot - 1} copies, query {self.n_query} copies ({policy}"
+                f"shifted up to {augmentation.max_shift} px, {augmentation.zeroed_fraction:.0%} of pixels zeroed{flip}); "
                 f"validation and test labelled: {super().describe()}")
 
 
