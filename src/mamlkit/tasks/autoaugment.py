@@ -13,14 +13,17 @@ paper names: geometric ones sample the nearest pixel and fill with 0; the colour
 the image with a "degenerate" one (grey, its mean or a blurred copy) by a factor (0 gives
 the degenerate image, 1 the image, above 1 pushes away from it); the 8-bit ones (Posterize,
 Equalize) round to 256 levels first. A magnitude m maps linearly onto the range the
-paper's table of operations gives, m = 0 its mild end and m = 9 its strong one:
+paper's table of operations gives, from its value at m = 0 to its value at m = 9:
 
-    ShearX      shear factor 0 .. 0.3, sign drawn per image
-    Rotate      0 .. 30 degrees, sign drawn per image
-    Solarize    threshold 1 .. 0 (the paper's 256 .. 0 over 256)
-    Posterize   8 .. 4 bits kept (rounded to a whole number)
-    Color, Contrast, Sharpness   factor 0.1 .. 1.9
+    ShearX      shear factor 0 .. 0.3, sign drawn per image (the paper's range −0.3 .. 0.3)
+    Rotate      0 .. 30 degrees, sign drawn per image (−30 .. 30)
+    Solarize    threshold 1 .. 0 (the paper's 256 .. 0 in 8-bit levels; m = 0 inverts nothing)
+    Posterize   8 .. 4 bits kept, rounded to a whole number (m = 0 keeps all 8)
+    Color, Contrast, Sharpness   factor 0.1 .. 1.9 (m = 0 is almost the degenerate image)
     AutoContrast, Invert, Equalize   no magnitude
+
+The paper gives the ranges; which end m = 0 takes for Solarize and Posterize (the mild one)
+is our reading.
 
 The ImageNet policy uses only these ten of the paper's operations (no ShearY, translation,
 Brightness, Cutout or SamplePairing), so only these are built.
@@ -28,7 +31,6 @@ Brightness, Cutout or SamplePairing), so only these are built.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -38,8 +40,9 @@ from torch.nn import functional
 
 from mamlkit.tasks.source import SamplerError
 
-__all__ = ["IMAGENET_POLICY", "OPERATIONS", "POLICIES", "Operation", "Step", "auto_contrast", "autoaugment", "color",
-           "contrast", "equalize", "invert", "posterize", "rotate", "sharpness", "shear_x", "solarize"]
+__all__ = ["IMAGENET_POLICY", "OPERATIONS", "POLICIES", "Operation", "Step", "auto_contrast", "autoaugment",
+           "check_policy", "color", "contrast", "equalize", "invert", "posterize", "rotate", "sharpness", "shear_x",
+           "solarize"]
 
 LEVELS = 10
 """Magnitudes are whole numbers 0 .. LEVELS − 1."""
@@ -232,8 +235,8 @@ class Operation:
     signed: bool = False
 
     def __call__(self, images: Tensor, magnitude: Tensor, sign: Tensor) -> Tensor:
-        """The operation at ``magnitude`` (n,) times ``sign`` (n,, ±1, used if ``signed``) on
-        ``images`` (n, C, H, W)."""
+        """The operation on ``images`` (n, C, H, W) at each image's ``magnitude`` (n,), its
+        parameter times ``sign`` (n,; ±1) if ``signed``."""
         if self.mild is None:
             return self.apply(images)
         parameter = self.mild + (self.strong - self.mild) * magnitude.double() / (LEVELS - 1)
