@@ -1,10 +1,11 @@
-"""End to end: a few seconds of MAML-TRPO on 2D navigation through `mamlkit train` and `mamlkit eval`."""
+"""End to end: a few seconds of MAML-TRPO on 2D navigation through `mamlkit train` and `mamlkit eval`.
+
+Stop signals, the time budget, a crashed or damaged run's resume and an existing run folder are
+tested for both trainers at once, in `tests/run/test_loop_promises.py`."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -88,67 +89,3 @@ def test_resume_continues_exactly(tmp_path):
         for name, tensor in straight["policy"].items():
             torch.testing.assert_close(split["policy"][name], tensor, rtol=0, atol=0)
     assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["iteration"] == 3
-
-
-def test_an_existing_run_folder_is_kept(tmp_path, capsys):
-    assert main(["train", "rl_navigation", "train.iterations=1", *TINY, "--runs-dir", str(tmp_path)]) == 0
-    capsys.readouterr()
-    assert main(["train", "rl_navigation", "train.iterations=1", *TINY, "--runs-dir", str(tmp_path)]) == 2
-    assert "exists" in capsys.readouterr().err
-
-
-def test_the_time_budget_stops_with_a_checkpoint(tmp_path, capsys):
-    assert main(["train", "rl_navigation", "train.iterations=50", "train.max_minutes=0.00001", *TINY,
-                 "--runs-dir", str(tmp_path)]) == 0
-    assert "train.max_minutes = 1e-05 reached after 1 of 50 iterations" in capsys.readouterr().out
-    assert load_checkpoint(tmp_path / "rl_navigation" / "checkpoints" / "last.pt")["iteration"] == 1
-
-
-def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_corrupt(tmp_path, capsys):
-    """A truncated last.pt: resuming warns and continues from last.prev.pt, exactly."""
-    every = ["train.checkpoint_every=1", *TINY, "--runs-dir", str(tmp_path)]
-    assert main(["train", "rl_navigation", "name=straight", "train.iterations=3", *every]) == 0
-    assert main(["train", "rl_navigation", "name=damaged", "train.iterations=2", *every]) == 0
-    checkpoints = tmp_path / "damaged" / "checkpoints"
-    assert load_checkpoint(checkpoints / "last.prev.pt")["iteration"] == 1
-    last = checkpoints / "last.pt"
-    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
-    capsys.readouterr()
-    assert main(["train", "--resume", str(tmp_path / "damaged"), "train.iterations=3"]) == 0
-    err = capsys.readouterr().err
-    assert "warning" in err and "last.prev.pt (iteration 1)" in err
-    metrics = [json.loads(line) for line in (tmp_path / "damaged" / "metrics.jsonl").read_text().splitlines()]
-    assert [m["iteration"] for m in metrics if "kl" in m] == [1, 2, 3]
-    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
-    resumed = load_checkpoint(last)
-    assert resumed["iteration"] == 3
-    for name, tensor in straight["policy"].items():
-        torch.testing.assert_close(resumed["policy"][name], tensor, rtol=0, atol=0)
-
-
-def test_sigterm_mid_iteration_saves_that_iteration_and_resumes_exactly(tmp_path, capsys, monkeypatch):
-    """As in the supervised loop (tests/training/test_signals.py): the signal is acted on at
-    the iteration's end, the CLI exits 143 with the resume command, and the resumed run ends
-    where an uninterrupted one does."""
-    from mamlkit.rl.maml_trpo import MAMLTRPO
-
-    every = ["train.val_every=1", *TINY, "--runs-dir", str(tmp_path)]
-    assert main(["train", "rl_navigation", "name=straight", "train.iterations=3", *every]) == 0
-    real_step, steps = MAMLTRPO.meta_step, []
-
-    def meta_step(self, *args, **kwargs):
-        steps.append(1)
-        if len(steps) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(MAMLTRPO, "meta_step", meta_step)
-    assert main(["train", "rl_navigation", "name=split", "train.iterations=3", *every]) == 143
-    monkeypatch.undo()
-    assert "progress saved in" in capsys.readouterr().err
-    assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["iteration"] == 2
-    assert main(["train", "--resume", str(tmp_path / "split")]) == 0
-    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
-    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
-    for name, tensor in straight["policy"].items():
-        assert torch.equal(split["policy"][name], tensor), name

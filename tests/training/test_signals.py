@@ -1,7 +1,8 @@
 """Ctrl-C and SIGTERM at every stage of an iteration: the run saves at the iteration's end, never a
 half-applied update, and resumes bit-identical to an uninterrupted run. In-process through
 injection hooks (a signal sent from inside each stage), and with real signals to real
-``python -m mamlkit train`` processes at random moments."""
+``python -m mamlkit train`` processes at random moments. What the CLI says and its exit codes,
+for the supervised and the RL trainer alike, are in ``tests/run/test_loop_promises.py``."""
 
 from __future__ import annotations
 
@@ -126,19 +127,6 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, m
     saved = load_checkpoint(files.last)
     assert saved["iteration"] == 4  # the one before the iteration the second Ctrl-C cut short
     assert_whole_iterations(saved)
-
-
-def test_the_cli_says_how_to_resume_and_exits_130_or_143(tmp_path, monkeypatch, capsys, one_thread):  # noqa: F811
-    for number, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-        inject(monkeypatch, "optimizer step", number, at_call=2)
-        runs = tmp_path / signal.Signals(number).name
-        assert main(["train", "sinusoid", "name=run", *SETTINGS, "--runs-dir", str(runs)]) == code
-        monkeypatch.undo()
-        err = capsys.readouterr().err.strip().splitlines()
-        assert "stopping after this iteration" in err[0]
-        assert err[-1] == (f"mamlkit: interrupted; progress saved in {RunFiles(runs / 'run').last}. Continue with: "
-                           f"mamlkit train --resume {runs / 'run'}")
-        assert load_checkpoint(RunFiles(runs / "run").last)["iteration"] == 2
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import json
 import torch
 
 from mamlkit.cli.errors import print_problem
-from mamlkit.cli.run_start import report_interruption, run_start
+from mamlkit.cli.run_start import report_finished, report_interruption, run_start
 from mamlkit.rl.build import build_env, build_learner
 from mamlkit.rl.config import RLConfig, is_rl_config, load_rl_config, rl_config_to_data
 from mamlkit.rl.env import TaskEnv
@@ -48,13 +48,9 @@ def train(args: argparse.Namespace) -> int:
         return report_interruption(files, stop)
     finally:
         start.release()
-    if state.out_of_time:
-        print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
-              f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
     # None only where a finished run was resumed from a checkpoint written before validation
     best = "" if state.best is None else f"; best validation return {state.best:.2f} ({files.best.name})"
-    print(f"trained {state.iteration} iterations{best}; run folder {files.root}")
-    print(f"evaluate with: mamlkit eval {files.root}")
+    report_finished(files, state, config.train.max_minutes, config.train.iterations, details=best)
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from mamlkit.run.atomic import write_atomically
+from mamlkit.run.loop import LoopState
 from mamlkit.run.run_folder import (
     RunDirError,
     RunFiles,
@@ -111,3 +112,16 @@ def report_interruption(files: RunFiles, stop: KeyboardInterrupt) -> int:
     else:
         print("mamlkit: interrupted before any checkpoint was written", file=sys.stderr)
     return 130
+
+
+def report_finished(files: RunFiles, state: LoopState, max_minutes: float | None, iterations: int, *,
+                    details: str = "") -> None:
+    """Tell the user how a run that returned ended: where ``train.max_minutes`` (``max_minutes``)
+    ran out before ``iterations``, how to continue it; then the iterations trained (with
+    the trainer's ``details``, e.g. "; best validation loss 0.12"), the run folder and how
+    to evaluate it."""
+    if state.out_of_time:
+        print(f"train.max_minutes = {max_minutes} reached after {state.iteration} of {iterations} iterations; "
+              f"continue with: mamlkit train --resume {files.root}")
+    print(f"trained {state.iteration} iterations{details}; run folder {files.root}")
+    print(f"evaluate with: mamlkit eval {files.root}")

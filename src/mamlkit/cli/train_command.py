@@ -10,7 +10,7 @@ import torch
 
 from mamlkit.cli import rl_command
 from mamlkit.cli.errors import print_problem
-from mamlkit.cli.run_start import RunStart, report_interruption, run_start
+from mamlkit.cli.run_start import RunStart, report_finished, report_interruption, run_start
 from mamlkit.data.preprocessing import PREPROCESSING_FILE, preprocessing_for
 from mamlkit.run.config_io import preset_names
 from mamlkit.training import Config, load_config, train
@@ -65,10 +65,9 @@ def _train(config: Config, start: RunStart, ranks: Ranks) -> int:
     if config.train.retain_freed_memory:
         retain_freed_memory()
     files = start.files
-    model = build_model(config)
-    learner = build_learner(config, model, task_loss(config))
-    tasks = build_task_source(config, run_dir=files.root)
     try:
+        learner = build_learner(config, build_model(config), task_loss(config))
+        tasks = build_task_source(config, run_dir=files.root)
         state = train(learner, tasks, config, files, resume=start.resume, ranks=ranks,
                       report=lambda note: print_problem(note, kind="warning"), on_start=start.begin)
     except KeyboardInterrupt as stop:
@@ -77,11 +76,7 @@ def _train(config: Config, start: RunStart, ranks: Ranks) -> int:
         raise LostRankError(f"{error}; continue with: torchrun ... -m mamlkit train --resume {files.root}") from None
     if not ranks.is_main:
         return 0
-    if state.out_of_time:
-        print(f"train.max_minutes = {config.train.max_minutes} reached after {state.iteration} of "
-              f"{config.train.iterations} iterations; continue with: mamlkit train --resume {files.root}")
     skipped = f"; {state.skips} update(s) skipped (non-finite)" if state.skips else ""
     best = "" if state.best is None else f"; best validation loss {state.best:.4g}"
-    print(f"trained {state.iteration} iterations{skipped}{best}; run folder {files.root}")
-    print(f"evaluate with: mamlkit eval {files.root}")
+    report_finished(files, state, config.train.max_minutes, config.train.iterations, details=skipped + best)
     return 0
