@@ -1,8 +1,8 @@
 """The run loop's promises, stated once for both trainers through ``mamlkit train``: supervised
 meta-training (``sinusoid``) and MAML-TRPO (``rl_navigation``) share ``mamlkit.run.loop``,
-so SIGTERM, Ctrl-C, the wall-clock budget, a crash and an existing run folder must be
-answered the same way by both. Each stopped run resumes to the weights and the metrics of an
-uninterrupted one, bit for bit.
+so SIGTERM, Ctrl-C (in the loop and while the run starts), the wall-clock budget, a crash,
+a damaged ``last.pt`` and an existing run folder must be answered the same way by both. Each
+stopped run resumes to the weights and the metrics of an uninterrupted one, bit for bit.
 
 The stage-by-stage signal tests (a signal inside the inner loop, the optimizer step, a
 checkpoint write; a second Ctrl-C; real signals at random moments) are supervised-only,
