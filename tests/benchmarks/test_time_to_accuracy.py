@@ -163,3 +163,24 @@ def test_bad_arguments_are_a_usage_error(benchmark, capsys, arguments, message):
     with pytest.raises(SystemExit) as exit_:
         script.parse_arguments([*arguments, "--out", "x"])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_races_run_apart_combine_into_one_report(benchmark, tmp_path, monkeypatch, capsys):
+    script, _ = benchmark
+    combine = importlib.import_module("combine_races")
+    common = ["--quick", "--budget-minutes", "0.005", "--every-minutes", "0.005", "--thresholds", "50"]
+    keep = "train.retain_freed_memory=false"
+    assert script.main([keep, *common, "--peers", "none", "--out", str(tmp_path / "a")]) == 0
+    assert script.main([keep, *common, "--peers", "plain", "--peers-only", "--out", str(tmp_path / "b")]) == 0
+    assert combine.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "both")]) == 0
+    document = json.loads((tmp_path / "both" / "curves.json").read_text())
+    parts = [json.loads((tmp_path / race / "curves.json").read_text()) for race in ("a", "b")]
+    assert [c["label"] for c in document["contenders"]] == ["mamlkit", "plain"]
+    assert [c["points"] for c in document["contenders"]] == [p["contenders"][0]["points"] for p in parts]
+    assert [c["command"] for c in document["contenders"]] == [p["command"] for p in parts]
+    assert "| mamlkit |" in (tmp_path / "both" / "results.md").read_text()
+    assert (tmp_path / "both" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert script.main([keep, "train.meta_batch_size=3", *common, "--peers", "none", "--out", str(tmp_path / "c")]) == 0
+    assert combine.main([str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "no")]) == 2
+    assert "the races differ in overrides" in capsys.readouterr().err
