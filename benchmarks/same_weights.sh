@@ -23,6 +23,7 @@ CASES=(
   "maml_pp sinusoid_maml_pp train.iterations=40 algorithm.maml_pp.msl_iterations=10 algorithm.maml_pp.da_iterations=20"
   "reptile sinusoid_reptile train.iterations=40"
   "imaml sinusoid_imaml train.iterations=20"
+  "cavia sinusoid_cavia train.iterations=40"
   "navigation rl_navigation train.iterations=3"
 )
 if [ -n "$ROOT" ] && [ -f "$ROOT/images_background.zip" ]; then
