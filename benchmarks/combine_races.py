@@ -37,9 +37,9 @@ def combined(documents: list[dict[str, Any]]) -> dict[str, Any]:
         for key, value in settings(first).items():
             if settings(other)[key] != value:
                 raise ValueError(f"the races differ in {key}: {value!r} and {settings(other)[key]!r}")
-        if [list(c["thresholds"]) for c in other["contenders"][:1]] != [list(c["thresholds"])
-                                                                         for c in first["contenders"][:1]]:
-            raise ValueError("the races report different thresholds")
+    thresholds = {tuple(c["thresholds"]) for d in documents for c in d["contenders"]}
+    if len(thresholds) > 1:
+        raise ValueError(f"the races report different thresholds: {sorted(thresholds)}")
     contenders = [{**c, "command": d["command"]} for d in documents for c in d["contenders"]]
     return {**first, "command": " ; ".join(d["command"] for d in documents), "date": min(d["date"] for d in documents),
             "notes": [note for d in documents for note in d["notes"]]

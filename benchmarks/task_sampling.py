@@ -15,6 +15,8 @@ import time
 
 import torch
 
+from mamlkit.data import DataError
+from mamlkit.run.schema import ConfigError
 from mamlkit.run.seeding import generator_for
 from mamlkit.training.build import build_task_source
 from mamlkit.training.config import load_config
@@ -28,8 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    config = load_config(args.config, args.overrides)
-    tasks = build_task_source(config)
+    try:
+        config = load_config(args.config, args.overrides)
+        tasks = build_task_source(config)
+    except (ConfigError, DataError) as error:
+        print(f"task_sampling: error: {error}", file=sys.stderr)
+        return 2
     for size in args.sizes:
         times = []
         for i in range(args.repeats):

@@ -21,3 +21,14 @@ def test_prints_the_median_time_of_each_meta_batch_size(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [re.fullmatch(r"meta-batch (\d+): median [\d.]+ ms over 3 draws", line).group(1) for line in lines] == \
         ["2", "5"]
+
+
+def test_a_bad_setting_is_one_line(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    threads = torch.get_num_threads()
+    try:
+        assert importlib.import_module("task_sampling").main(["sinusoid", "task.k_shot=0"]) == 2
+    finally:
+        torch.set_num_threads(threads)
+    err = capsys.readouterr().err
+    assert err.startswith("task_sampling: error: ") and "task.k_shot" in err and err.count("\n") == 1
