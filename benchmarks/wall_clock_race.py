@@ -183,7 +183,8 @@ def time_to_reach(points: list[dict[str, Any]], threshold: float) -> dict[str, f
     (a fraction); None if none is.
 
     Returns:
-        {"train_seconds", "cpu_seconds", "iteration"} of that validation.
+        {"train_seconds", "cpu_seconds", "iteration"} of that validation (those of them
+        the points hold: ``run_curve.py``'s have no CPU seconds).
 
     Example:
         >>> curve = [{"iteration": 0, "train_seconds": 0.0, "cpu_seconds": 0.0, "accuracy": [0.2, 0.5]},
@@ -193,5 +194,5 @@ def time_to_reach(points: list[dict[str, Any]], threshold: float) -> dict[str, f
     """
     for point in points:
         if point["accuracy"][-1] >= threshold:
-            return {key: point[key] for key in ("train_seconds", "cpu_seconds", "iteration")}
+            return {key: point[key] for key in ("train_seconds", "cpu_seconds", "iteration") if key in point}
     return None

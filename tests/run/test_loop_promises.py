@@ -25,6 +25,7 @@ from mamlkit.cli import rl_command, train_command
 from mamlkit.cli.main import main
 from mamlkit.rl.training import _RLIterations
 from mamlkit.run import RunFiles, load_checkpoint
+from mamlkit.run.checkpoint import save_checkpoint
 from mamlkit.run import loop as loop_module
 from mamlkit.run.metrics import read_metrics
 from mamlkit.training.loop import SupervisedIterations
@@ -52,9 +53,9 @@ class Trainer:
 
 TRAINERS = [
     pytest.param(Trainer("sinusoid", ("train.log_every=1",), SupervisedIterations, ("model", "learner", "optimizer"),
-                         frozenset({"tasks_per_s"}), train_command), id="supervised"),
+                         frozenset({"tasks_per_s", "train_seconds"}), train_command), id="supervised"),
     pytest.param(Trainer("rl_navigation", ("policy.hidden=[8]", "algorithm.trajectories=2", "env.horizon=10"),
-                         _RLIterations, ("policy",), frozenset({"seconds", "sample_seconds"}), rl_command),
+                         _RLIterations, ("policy",), frozenset({"seconds", "sample_seconds", "train_seconds"}), rl_command),
                  id="rl", marks=pytest.mark.rl),
 ]
 
@@ -176,6 +177,45 @@ def test_the_time_budget_ends_after_the_iteration_that_passes_it_and_the_resumed
     assert load_checkpoint(files.last)["iteration"] == STOP_AT
     assert resume(files) == 0
     assert_ends_as(trainer, files, uninterrupted, validated_at=STOP_AT)
+
+
+def test_validation_records_carry_the_training_seconds_of_every_sitting_without_validation_time(
+        trainer, tmp_path, monkeypatch):
+    """A clock that moves a minute per iteration and ten per validation; a budget of 12
+    minutes ends the first sitting after iteration 3 (validation at 2 took 10 of them). The
+    records' ``train_seconds`` count the iterations alone, and go on counting after
+    ``--resume``; ``last.pt`` holds the sum. A checkpoint that did not record them (from an
+    older version) resumes with records that leave them out rather than restart at 0."""
+    clock = SimpleNamespace(now=0.0)
+    real_step, real_validate = trainer.iterations.step, trainer.iterations.validate
+
+    def step(self, iteration, state):
+        real_step(self, iteration, state)
+        clock.now += 60.0
+
+    def validate(self):
+        clock.now += 600.0
+        return real_validate(self)
+
+    monkeypatch.setattr(trainer.iterations, "step", step)
+    monkeypatch.setattr(trainer.iterations, "validate", validate)
+    monkeypatch.setattr(loop_module, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    assert train(trainer, tmp_path, "train.max_minutes=12") == 0
+    files = RunFiles(tmp_path / "run")
+    assert load_checkpoint(files.last)["iteration"] == STOP_AT
+    longer = ["train", "--resume", str(files.root), "train.max_minutes=60"]
+    assert main(longer) == 0
+    seconds = {r["iteration"]: r["train_seconds"] for r in read_metrics(files.metrics) if "train_seconds" in r}
+    assert seconds == {2: 120.0, 3: 180.0, 4: 240.0, 6: 360.0}
+    assert load_checkpoint(files.last)["train_seconds"] == 360.0
+
+    older = load_checkpoint(files.previous)  # iteration 4
+    del older["train_seconds"]
+    save_checkpoint(older, files.last)
+    files.previous.unlink()
+    assert main(longer) == 0
+    assert [r["iteration"] for r in read_metrics(files.metrics) if trainer.iterations.val_key in r
+            and "train_seconds" not in r] == [6]
 
 
 @pytest.mark.parametrize("damaged", [False, True], ids=["last", "last damaged"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from mamlkit.training import load_config, train
 from mamlkit.training.build import build_model, build_task_source, task_loss
 from mamlkit.training.learners import build_learner
 from mamlkit.run.checkpoint import save_checkpoint
-from mamlkit.training.loop import validation_loss
+from mamlkit.training.loop import validation_scores
 from mamlkit.run.metrics import read_metrics
 from mamlkit.run.seeding import generator_for
 
@@ -28,6 +29,23 @@ def run(config, root, resume=False):
     return learner, state
 
 
+def test_validation_scores_add_the_accuracy_of_class_labels_and_not_of_regression_targets():
+    """Two tasks of three queries over four classes: 4 of the 6 argmaxes hit their label."""
+    logits = torch.zeros(2, 3, 4)
+    hits = [(0, 0, 1), (0, 1, 2), (0, 2, 3), (1, 0, 0), (1, 1, 1), (1, 2, 0)]
+    for task, query, cls in hits:
+        logits[task, query, cls] = 5.0
+    labels = torch.tensor([[1, 2, 0], [0, 1, 3]])
+    learner = SimpleNamespace(predictions_per_step=lambda batch: [torch.zeros_like(logits), logits],
+                              loss=torch.nn.functional.cross_entropy)
+    scores = validation_scores(learner, SimpleNamespace(query_y=labels))
+    want_loss = torch.stack([torch.nn.functional.cross_entropy(l, y) for l, y in zip(logits, labels)]).mean()
+    assert scores == pytest.approx({"val_loss": want_loss.item(), "val_accuracy": 4 / 6})
+
+    regression = SimpleNamespace(predictions_per_step=lambda batch: [logits[..., :1]], loss=torch.nn.functional.mse_loss)
+    assert validation_scores(regression, SimpleNamespace(query_y=torch.zeros(2, 3, 1))).keys() == {"val_loss"}
+
+
 def test_meta_training_lowers_the_adapted_loss(tmp_path):
     config = tiny_config("train.iterations=600", "train.val_every=600", "train.checkpoint_every=600",
                          "train.meta_lr=0.003")
@@ -35,8 +53,8 @@ def test_meta_training_lowers_the_adapted_loss(tmp_path):
     tasks = build_task_source(config)
     batch = tasks.sample(200, k_shot=10, n_query=50, generator=generator_for(7, "test"))
     untrained = build_learner(config, build_model(config), task_loss(config))
-    before = validation_loss(untrained, batch)
-    after = validation_loss(learner, batch)
+    before = validation_scores(untrained, batch)["val_loss"]
+    after = validation_scores(learner, batch)["val_loss"]
     assert after < 0.5 * before
     records = read_metrics(RunFiles(tmp_path).metrics)
     assert [r["iteration"] for r in records if "meta_loss" in r] == list(range(10, 601, 10))

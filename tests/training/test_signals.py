@@ -75,7 +75,7 @@ def inject(monkeypatch, stage, number, at_call):
     elif stage == "after the step":
         monkeypatch.setattr(torch.optim.Adam, "step", wrap(torch.optim.Adam.step, before=False))
     elif stage == "validation":
-        monkeypatch.setattr(loop_module, "validation_loss", wrap(loop_module.validation_loss))
+        monkeypatch.setattr(loop_module, "validation_scores", wrap(loop_module.validation_scores))
     elif stage == "checkpoint write":
         monkeypatch.setattr(atomic_module.os, "fsync", wrap(os.fsync))
     else:

@@ -57,7 +57,7 @@ def train_rl(learner: MAMLTRPO, config: RLConfig, files: RunFiles, *, resume: bo
         checkpoint, _, note = load_first_usable((files.last, files.previous),
                                                 lambda checkpoint, path: restore_policy(learner, checkpoint, path))
         state = LoopState(iteration=int(checkpoint["iteration"]), best=checkpoint.get("best_val_return"),
-                          saved_at=int(checkpoint["iteration"]))
+                          saved_at=int(checkpoint["iteration"]), train_seconds=checkpoint.get("train_seconds"))
     settings = config.train
     return run_iterations(_RLIterations(learner, config, files), LoopSettings(
         settings.iterations, settings.val_every, settings.checkpoint_every, settings.max_minutes, settings.progress,
@@ -99,8 +99,8 @@ class _RLIterations:
     def postfix(self, records: list[dict[str, Any]]) -> dict[str, str]:
         return {"pre": f"{records[-1]['pre_return']:.1f}", "post": f"{records[-1]['post_return']:.1f}"}
 
-    def validate(self) -> float:
-        return validation_return(self.learner, self.val_tasks, self.config)
+    def validate(self) -> dict[str, float]:
+        return {self.val_key: validation_return(self.learner, self.val_tasks, self.config)}
 
     def checkpoint(self, state: LoopState) -> dict[str, Any]:
         return {"format": CHECKPOINT_FORMAT, "iteration": state.iteration, "best_val_return": state.best,

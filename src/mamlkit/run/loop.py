@@ -42,13 +42,16 @@ class LoopSettings:
 @dataclass
 class LoopState:
     """Completed iterations, the best validation score so far (None before the first),
-    the iteration ``last.pt`` holds (None: none written by or before this run), and
-    whether the budget ended the run early."""
+    the iteration ``last.pt`` holds (None: none written by or before this run), whether
+    the budget ended the run early, and the wall seconds the iterations took, summed over
+    every sitting of the run (validation and checkpoint writes left out; None when the run
+    was resumed from a checkpoint that did not record them)."""
 
     iteration: int = 0
     best: float | None = None
     saved_at: int | None = None
     out_of_time: bool = False
+    train_seconds: float | None = 0.0
 
 
 class Iterations(Protocol):
@@ -66,11 +69,13 @@ class Iterations(Protocol):
         """The metrics records of the iteration just run (``state.iteration`` iterations
         done; ``last``: the run ends after it), possibly none."""
 
-    def validate(self) -> float:
-        """The validation score of the current meta-parameters."""
+    def validate(self) -> dict[str, float]:
+        """The validation record of the current meta-parameters: the score under ``val_key``,
+        and any other measures of the same validation (e.g. "val_accuracy")."""
 
     def checkpoint(self, state: LoopState) -> dict[str, Any]:
-        """What ``last.pt`` and ``best.pt`` hold after ``state.iteration`` iterations."""
+        """What ``last.pt`` and ``best.pt`` hold after ``state.iteration`` iterations (the
+        skeleton adds ``state.train_seconds`` as "train_seconds")."""
 
     def postfix(self, records: list[dict[str, Any]]) -> Mapping[str, str]:
         """What the progress bar shows after an iteration's ``records``."""
@@ -83,8 +88,10 @@ def run_iterations(trainer: Iterations, settings: LoopSettings, files: RunFiles,
     """Run ``trainer``'s iterations from ``state.iteration`` to ``settings.iterations``.
 
     After iteration i (1-based count ``done``): its records go to ``metrics.jsonl``; every
-    ``val_every`` iterations and at the last one, the validation score is logged under
-    ``trainer.val_key`` and ``best.pt`` written when it is the best so far; every
+    ``val_every`` iterations and at the last one, the validation record is logged (the
+    score under ``trainer.val_key``, with ``train_seconds``: the wall seconds of training
+    so far, over every sitting, validation and checkpoint writes left out) and ``best.pt``
+    written when the score is the best so far; every
     ``checkpoint_every`` iterations and at the last one, ``last.pt`` is written atomically,
     the one it replaces kept as ``last.prev.pt``. With ``max_minutes``, the iteration that
     ends past the budget is the last (``out_of_time``). SIGINT and SIGTERM are acted on
@@ -130,14 +137,20 @@ def run_iterations(trainer: Iterations, settings: LoopSettings, files: RunFiles,
                unit="it", dynamic_ncols=True, desc=name)
     deadline = None if settings.max_minutes is None else time.monotonic() + 60 * settings.max_minutes
 
+    def checkpoint() -> dict[str, Any]:
+        return {**trainer.checkpoint(state), "train_seconds": state.train_seconds}
+
     def save_last() -> None:
-        save_checkpoint(trainer.checkpoint(state), files.last, previous=files.previous)
+        save_checkpoint(checkpoint(), files.last, previous=files.previous)
         state.saved_at = state.iteration
 
     try:
         with deferred_stop_signals() as stop:
             for iteration in range(state.iteration, settings.iterations):
+                started = time.monotonic()
                 trainer.step(iteration, state)
+                if state.train_seconds is not None:
+                    state.train_seconds += time.monotonic() - started
                 state.iteration = done = iteration + 1
                 bar.update(1)
                 past_deadline = deadline is not None and agree(time.monotonic() >= deadline)
@@ -150,12 +163,13 @@ def run_iterations(trainer: Iterations, settings: LoopSettings, files: RunFiles,
                     if records:
                         bar.set_postfix(trainer.postfix(records))
                     if done % settings.val_every == 0 or last:
-                        score = trainer.validate()
-                        log.write({"iteration": done, trainer.val_key: score})
+                        validation = trainer.validate()
+                        score = validation[trainer.val_key]
+                        log.write({"iteration": done, **validation, **_known_seconds(state)})
                         if state.best is None or (score > state.best if trainer.higher_is_better
                                                   else score < state.best):
                             state.best = score
-                            save_checkpoint(trainer.checkpoint(state), files.best)
+                            save_checkpoint(checkpoint(), files.best)
                     if done % settings.checkpoint_every == 0 or last:
                         save_last()
                 if agree(stop.requested):
@@ -170,3 +184,8 @@ def run_iterations(trainer: Iterations, settings: LoopSettings, files: RunFiles,
         if log is not None:
             log.close()
     return state
+
+
+def _known_seconds(state: LoopState) -> dict[str, float]:
+    """``{"train_seconds": ...}``, or nothing where a resumed checkpoint did not record them."""
+    return {} if state.train_seconds is None else {"train_seconds": state.train_seconds}

@@ -30,7 +30,7 @@ from mamlkit.training.config import Config, TrainConfig, config_to_data
 from mamlkit.training.distributed import SINGLE, Ranks
 from mamlkit.training.learners import restore_learner
 
-__all__ = ["SupervisedIterations", "TrainState", "learned_step_sizes", "train", "validation_loss"]
+__all__ = ["SupervisedIterations", "TrainState", "learned_step_sizes", "train", "validation_scores"]
 
 
 @dataclass
@@ -152,8 +152,8 @@ class SupervisedIterations:
             return {"skips": str(record["skips"])}
         return {"loss": f"{record['meta_loss']:.4f}", "tasks_s": f"{record['tasks_per_s']:.0f}"}
 
-    def validate(self) -> float:
-        return validation_loss(self.learner, self.val_batch)
+    def validate(self) -> dict[str, float]:
+        return validation_scores(self.learner, self.val_batch)
 
     def checkpoint(self, state: TrainState) -> dict[str, Any]:
         return {
@@ -221,12 +221,18 @@ def _skip_or_stop(settings: TrainConfig, state: TrainState, iteration: int, prob
                             f"{problem}); stopped. {advice}")
 
 
-def validation_loss(learner: Learner, batch) -> float:
-    """Mean query loss over ``batch``'s tasks after the training number of inner steps."""
+def validation_scores(learner: Learner, batch) -> dict[str, float]:
+    """The validation record of ``batch``'s tasks after the training number of inner steps:
+    the mean query loss ("val_loss") and, for classification (integer labels, predictions
+    (tasks, n_query, classes)), the fraction of queries classified right ("val_accuracy",
+    in [0, 1])."""
     predictions = learner.predictions_per_step(batch)[-1]  # (tasks, n_query, *out)
     query_y = batch.query_y.to(predictions.device)
     losses = [learner.loss(p, y) for p, y in zip(predictions, query_y)]
-    return torch.stack(losses).mean().item()
+    scores = {"val_loss": torch.stack(losses).mean().item()}
+    if not query_y.is_floating_point() and predictions.dim() == query_y.dim() + 1:
+        scores["val_accuracy"] = (predictions.argmax(dim=-1) == query_y).double().mean().item()
+    return scores
 
 
 def learned_step_sizes(learner: Learner) -> dict[str, float]:
@@ -262,5 +268,6 @@ def _restore(files: RunFiles, learner: Learner, optimizer: torch.optim.Optimizer
 
     checkpoint, _, note = load_first_usable((files.last, files.previous), use)
     state = TrainState(iteration=checkpoint["iteration"], best=checkpoint["best_val"], saved_at=checkpoint["iteration"],
-                       skips=checkpoint.get("skips", 0), consecutive_skips=checkpoint.get("consecutive_skips", 0))
+                       skips=checkpoint.get("skips", 0), consecutive_skips=checkpoint.get("consecutive_skips", 0),
+                       train_seconds=checkpoint.get("train_seconds"))
     return state, note
