@@ -51,10 +51,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mamlkit.training.algorithm_config import ALGORITHMS as REGISTERED
 from speed import cpu_model  # benchmarks/speed.py, beside this script
 
 RESULT_PREFIX = "ALGORITHM-CELL "
-ALGORITHMS = ["maml", "fomaml", "meta_sgd", "anil", "maml_pp", "reptile", "imaml"]
+ALGORITHMS = list(REGISTERED)  # the sinusoid suite: every registered algorithm, on its preset
 CONV4_ALGORITHMS = ["maml", "fomaml", "anil"]
 CONV4_STEPS = [1, 5]
 CONV4_QUERIES = [1, 15]
