@@ -29,6 +29,20 @@ def test_every_preset_loads():
             load_config(name)
 
 
+def test_the_fast_omniglot_preset_keeps_the_paper_presets_data_model_and_test_protocol():
+    """``omniglot_5w1s_fast`` changes how meta-training spends a budget (meta-batch, meta
+    learning rate and its cosine, learned step sizes, the budget), not what is learned or
+    how it is scored: its task, model and eval sections, α and the inner steps are the paper
+    preset's, and its cosine ends with its iterations."""
+    paper, fast = (config_to_data(load_config(name)) for name in ("omniglot_5w1s", "omniglot_5w1s_fast"))
+    for section in ("task", "model", "eval", "seed"):
+        assert fast[section] == paper[section], section
+    for key in ("inner_lr", "inner_steps", "batch_norm"):
+        assert fast["algorithm"][key] == paper["algorithm"][key], key
+    assert fast["algorithm"]["name"] == "maml_pp" and fast["algorithm"]["maml_pp"]["ca"]
+    assert fast["train"]["max_minutes"] is not None and fast["train"]["iterations"] < paper["train"]["iterations"]
+
+
 def test_overrides_replace_values_and_round_trip():
     config = load_config("sinusoid", ["train.iterations=12", "algorithm.name=fomaml", "eval.k_shots=[5]"])
     assert config.train.iterations == 12 and config.algorithm.first_order and config.eval.k_shots == (5,)
