@@ -45,8 +45,7 @@ def run_points(run: Path) -> list[dict[str, Any]]:
     path = run / "metrics.jsonl"
     if not path.is_file():
         raise RunCurveError(f"{run}: no metrics.jsonl (not a mamlkit train run folder)")
-    records = [r for r in read_metrics(path) if "val_loss" in r]
-    scored = [r for r in records if "val_accuracy" in r]
+    scored = [r for r in read_metrics(path) if "val_accuracy" in r]
     if not scored:
         raise RunCurveError(f"{run}: no validation accuracy in metrics.jsonl (a classification run trained "
                             "with this version of mamlkit records one)")
