@@ -8,8 +8,9 @@ Each RUN is a folder that holds a run's ``config.yaml``, its ``metrics.jsonl`` (
 one or more results files of ``mamlkit eval`` on that run (``results*.json``; each names the
 checkpoint and its iteration). A result becomes a point: its accuracy after ``eval.steps``
 inner steps (mean ± 95% CI) against the meta-training time up to the checkpoint's iteration,
-summed from the logged throughput (each log window's iterations × meta-batch ÷ tasks_per_s:
-the time spent in meta-training iterations, without validation or loading the data). A run
+as the run recorded it (``train_seconds`` of the validation at that iteration), or for runs
+trained before mamlkit recorded it, summed from the logged throughput (each log window's
+iterations × meta-batch ÷ tasks_per_s). A run
 without ``metrics.jsonl`` is placed at its budget, ``train.max_minutes``. Points of one run are
 joined by a line. Each ``--baselines`` file is the JSON of ``benchmarks/unsupervised_baselines.py``:
 each method a point at its embedding time (the only time it spends before seeing a task).
@@ -53,11 +54,16 @@ class Point:
 
 
 def training_seconds(records: list[dict], iteration: int, meta_batch_size: int) -> float:
-    """Seconds of meta-training iterations up to ``iteration``, from the logged throughput.
+    """Seconds of meta-training iterations up to ``iteration``.
 
-    A log record with ``tasks_per_s`` covers the iterations since the previous one; a window
-    that ``iteration`` cuts is counted in proportion.
+    The ``train_seconds`` of the validation record at ``iteration`` where there is one (runs
+    trained since mamlkit records it: measured, over every sitting). Otherwise estimated from
+    the logged throughput: a log record with ``tasks_per_s`` covers the iterations since the
+    previous one, and a window that ``iteration`` cuts is counted in proportion.
     """
+    measured = [r["train_seconds"] for r in records if r["iteration"] == iteration and "train_seconds" in r]
+    if measured:
+        return measured[-1]
     seconds, previous = 0.0, 0
     for record in records:
         if "tasks_per_s" not in record or previous >= iteration:

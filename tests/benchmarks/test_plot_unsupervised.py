@@ -27,6 +27,14 @@ def test_training_seconds_add_each_log_window_and_a_cut_window_in_proportion():
     assert plot_unsupervised.training_seconds(RECORDS, 100, 32) == pytest.approx(100)
 
 
+def test_training_seconds_are_the_recorded_ones_where_the_validation_carries_them():
+    timed = [*RECORDS[:1], {"iteration": 100, "val_loss": 0.9, "train_seconds": 90.0}, *RECORDS[2:],
+             {"iteration": 200, "val_loss": 0.4, "train_seconds": 250.0}]
+    assert plot_unsupervised.training_seconds(timed, 200, 32) == 250.0
+    assert plot_unsupervised.training_seconds(timed, 100, 32) == 90.0
+    assert plot_unsupervised.training_seconds(timed, 150, 32) == pytest.approx(200)  # no validation there
+
+
 def eval_results(iteration: int, accuracy_after_steps: list[float]) -> dict:
     return {"protocol": {"checkpoint": f"best.pt (iteration {iteration})"},
             "results": [{"metric": "accuracy", "k_shot": 1, "mean": accuracy_after_steps,

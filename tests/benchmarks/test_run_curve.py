@@ -63,3 +63,9 @@ def test_a_run_without_the_records_is_one_line(modules, tmp_path, capsys):
                    "(the run was resumed from a checkpoint written before they were recorded)"]
     assert run_curve.main([str(tmp_path / "absent"), "--out", str(tmp_path / "curve")]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
+    regression = tmp_path / "sinusoid"
+    regression.mkdir()
+    (regression / "metrics.jsonl").write_text(json.dumps({"iteration": 2, "val_loss": 0.5, "train_seconds": 1.0}) + "\n")
+    assert run_curve.main([str(regression), "--out", str(tmp_path / "curve")]) == 2
+    assert capsys.readouterr().err.strip() == (f"run_curve: error: {regression}: no validation accuracy in metrics.jsonl "
+                                               "(a classification run trained with this version of mamlkit records one)")
