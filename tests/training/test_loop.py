@@ -61,6 +61,29 @@ def test_meta_training_lowers_the_adapted_loss(tmp_path):
     assert all(r["tasks_per_s"] > 0 for r in records if "meta_loss" in r)
 
 
+def test_logged_tasks_per_second_leave_validation_time_out(tmp_path, monkeypatch):
+    """A fake clock in the iterations' module moves 1 ms per reading and 100 s per validation:
+    10 iterations of 10 tasks between records took 10 ms of their own, so the rate is
+    10,000 tasks/s whatever the two validations in the window cost."""
+    import mamlkit.training.loop as loop
+
+    clock = [0.0]
+
+    def perf_counter():
+        clock[0] += 0.001
+        return clock[0]
+
+    def slow_validation(learner, batch):
+        clock[0] += 100.0
+        return validation_scores(learner, batch)
+
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=perf_counter))
+    monkeypatch.setattr(loop, "validation_scores", slow_validation)
+    run(tiny_config("train.iterations=20", "train.val_every=5", "train.checkpoint_every=20"), tmp_path)
+    rates = [r["tasks_per_s"] for r in read_metrics(RunFiles(tmp_path).metrics) if "meta_loss" in r]
+    assert rates == pytest.approx([10_000.0, 10_000.0])
+
+
 def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
     whole, _ = run(tiny_config("train.iterations=40", "train.val_every=20", "train.checkpoint_every=20"),
                    tmp_path / "whole")

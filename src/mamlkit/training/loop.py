@@ -103,10 +103,11 @@ class SupervisedIterations:
         task = config.task
         self.val_batch = tasks.sample(config.train.val_tasks, k_shot=task.k_shot, n_query=task.n_query,
                                       generator=generator_for(config.seed, "val"), split="val") if ranks.is_main else None
-        self.window_start, self.window_iterations = time.perf_counter(), 0
+        self.window_seconds, self.window_iterations = 0.0, 0  # the steps' own seconds since the last record
         self.meta_loss, self.grad_norm, self.problem = math.nan, math.nan, None
 
     def step(self, iteration: int, state: TrainState) -> None:
+        started = time.perf_counter()
         settings, learner, optimizer = self.config.train, self.learner, self.optimizer
         batch = self.tasks.sample(settings.meta_batch_size, k_shot=self.config.task.k_shot,
                                   n_query=self.config.task.n_query,
@@ -133,6 +134,7 @@ class SupervisedIterations:
             _skip_or_stop(settings, state, iteration, self.problem, self.files)
             optimizer.zero_grad(set_to_none=True)
         self.window_iterations += 1
+        self.window_seconds += time.perf_counter() - started
 
     def records(self, state: TrainState, last: bool) -> list[dict[str, Any]]:
         done = state.iteration
@@ -140,9 +142,8 @@ class SupervisedIterations:
             return [{"iteration": done, "skipped": "nonfinite", "skips": state.skips}]
         if not (done % self.config.train.log_every == 0 or last):
             return []
-        tasks_per_s = (self.window_iterations * self.config.train.meta_batch_size
-                       / (time.perf_counter() - self.window_start))
-        self.window_start, self.window_iterations = time.perf_counter(), 0
+        tasks_per_s = self.window_iterations * self.config.train.meta_batch_size / self.window_seconds
+        self.window_seconds, self.window_iterations = 0.0, 0
         return [{"iteration": done, "meta_loss": self.meta_loss, "grad_norm": self.grad_norm,
                  "tasks_per_s": tasks_per_s, **learned_step_sizes(self.learner)}]
 
