@@ -93,7 +93,7 @@ def one_error_line(capsys) -> str:
 @pytest.mark.parametrize("override, message", [
     ("task.partitions.n_clusters=13", "task.partitions.n_clusters = 13 is more than the 12 unlabelled training images"),
     ("task.partitions.n_clusters=12 task.embedding.kind=pca", "a partition has only 0 clusters of at least k_shot + n_query = 2 images"),
-    ("task.partitions.n_partitions=0", "task.partitions: partitions.n_partitions must be an integer >= 1; got 0"),
+    ("task.partitions.n_partitions=0", "task.partitions.n_partitions must be an integer >= 1; got 0"),
     ("task.embedding.kind=autoencoder", "task.embedding.kind"),
 ])
 def test_bad_cactus_inputs_are_one_line(override, message, tmp_path, capsys):

@@ -87,7 +87,7 @@ def test_an_empty_unreadable_or_missing_training_folder_is_one_line(damage, tmp_
 
 
 @pytest.mark.parametrize("override, message", [
-    ("task.augmentation.zeroed_fraction=1.5", r"task.augmentation: zeroed_fraction must lie in [0, 1); got 1.5"),
+    ("task.augmentation.zeroed_fraction=1.5", r"task.augmentation.zeroed_fraction must lie in [0, 1); got 1.5"),
     ("task.augmentation.max_shfit=2", "did you mean 'task.augmentation.max_shift'?"),
 ])
 def test_bad_augmentation_settings_are_one_line(override, message, tmp_path, capsys):

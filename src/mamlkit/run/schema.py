@@ -42,7 +42,28 @@ def from_mapping(cls: type, data: Any, where: str) -> Any:
     except ConfigError:
         raise
     except ValueError as error:
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(located_message(where, str(error), fields)) from None
+
+
+def located_message(where: str, message: str, fields: typing.Iterable[str]) -> str:
+    """The message of a check of the section at ``where`` (its dataclass's ``__post_init__``),
+    naming the setting by its full dotted key where the message starts with one of the
+    section's ``fields``, bare or behind the section's own name; else prefixed by ``where``.
+
+    Example:
+        >>> located_message("task.embedding", "embedding.dim must be >= 1", ["kind", "dim"])
+        'task.embedding.dim must be >= 1'
+        >>> located_message("algorithm.maml_pp", "msl_iterations must be >= 1", ["msl_iterations"])
+        'algorithm.maml_pp.msl_iterations must be >= 1'
+        >>> located_message("train", "iterations and max_minutes are both unset", ["seed"])
+        'train: iterations and max_minutes are both unset'
+    """
+    section = where.rsplit(".", 1)[-1]
+    named = message[len(section) + 1:] if section and message.startswith(f"{section}.") else message
+    first = re.match(r"\w+", named)
+    if first is not None and first.group() in set(fields):
+        return _join(where, named)
+    return f"{where}: {message}" if where else message
 
 
 def unknown_key_message(path: str, valid_here: typing.Iterable[str], suggestions: Sequence[str]) -> str:
