@@ -6,12 +6,14 @@ tested for both trainers at once, in `tests/run/test_loop_promises.py`."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from mamlkit.cli.main import main
 from mamlkit.rl.config import load_rl_config
+from mamlkit.rl.maml_trpo import MAMLTRPO
 from mamlkit.rl.training import validation_return
 from mamlkit.run import load_checkpoint
 
@@ -89,3 +91,17 @@ def test_resume_continues_exactly(tmp_path):
         for name, tensor in straight["policy"].items():
             torch.testing.assert_close(split["policy"][name], tensor, rtol=0, atol=0)
     assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["iteration"] == 3
+
+
+def test_a_non_finite_surrogate_stops_with_the_settings_to_lower_and_the_resume_command(tmp_path, capsys,
+                                                                                          monkeypatch):
+    every = [*TINY, "train.checkpoint_every=1", "--runs-dir", str(tmp_path)]
+    assert main(["train", "rl_navigation", "name=nan", "train.iterations=1", *every]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(MAMLTRPO, "meta_step", lambda self, batch: SimpleNamespace(loss_before=float("nan")))
+    assert main(["train", "--resume", str(tmp_path / "nan"), "train.iterations=2"]) != 0
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert "iteration 2: the surrogate loss is nan" in error
+    assert "(iteration 1) holds the policy from before it: lower algorithm.inner_lr or trpo.max_kl" in error
+    assert f"mamlkit train --resume {tmp_path / 'nan'} trpo.max_kl=..." in error

@@ -84,10 +84,15 @@ class _RLIterations:
         sampled = time.perf_counter()
         result = learner.meta_step(meta_batch)
         if not math.isfinite(result.loss_before):
-            where = ("nothing was saved yet" if state.saved_at is None
-                     else f"{self.files.last} (iteration {state.saved_at}) holds the policy from before it")
+            if state.saved_at is None:
+                advice = ("nothing was saved yet: start again with a lower algorithm.inner_lr or trpo.max_kl "
+                          "(add --overwrite to replace this run)")
+            else:
+                advice = (f"{self.files.last} (iteration {state.saved_at}) holds the policy from before it: lower "
+                          f"algorithm.inner_lr or trpo.max_kl and resume, e.g. mamlkit train --resume "
+                          f"{self.files.root} trpo.max_kl=...")
             raise TrainingError(f"iteration {iteration + 1}: the surrogate loss is {result.loss_before}; "
-                                f"stopped before updating the policy; {where}.")
+                                f"stopped before updating the policy. {advice}")
         self.record = {"iteration": iteration + 1, "pre_return": meta_batch.pre_returns.mean().item(),
                        "post_return": meta_batch.post_returns.mean().item(), "loss_before": result.loss_before,
                        "loss_after": result.loss_after, "kl": result.kl_after, "backtracks": result.backtracks,
