@@ -21,7 +21,7 @@ from mamlkit.rl.evaluation import adaptation_returns
 from mamlkit.rl.maml_trpo import MAMLTRPO
 from mamlkit.run import RunFiles
 from mamlkit.run.checkpoint import CheckpointError, load_first_usable
-from mamlkit.run.loop import LoopSettings, LoopState, TrainingError, run_iterations
+from mamlkit.run.loop import LoopSettings, LoopState, TrainingError, going_on_advice, run_iterations
 from mamlkit.run.seeding import generator_for
 
 CHECKPOINT_FORMAT = "mamlkit-rl-1"
@@ -84,13 +84,8 @@ class _RLIterations:
         sampled = time.perf_counter()
         result = learner.meta_step(meta_batch)
         if not math.isfinite(result.loss_before):
-            if state.saved_at is None:
-                advice = ("nothing was saved yet: start again with a lower algorithm.inner_lr or trpo.max_kl "
-                          "(add --overwrite to replace this run)")
-            else:
-                advice = (f"{self.files.last} (iteration {state.saved_at}) holds the policy from before it: lower "
-                          f"algorithm.inner_lr or trpo.max_kl and resume, e.g. mamlkit train --resume "
-                          f"{self.files.root} trpo.max_kl=...")
+            advice = going_on_advice(self.files, state.saved_at, held="policy",
+                                     lower="algorithm.inner_lr or trpo.max_kl", example="trpo.max_kl")
             raise TrainingError(f"iteration {iteration + 1}: the surrogate loss is {result.loss_before}; "
                                 f"stopped before updating the policy. {advice}")
         self.record = {"iteration": iteration + 1, "pre_return": meta_batch.pre_returns.mean().item(),

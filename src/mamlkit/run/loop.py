@@ -25,6 +25,21 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite meta-loss); what was saved stays valid."""
 
 
+def going_on_advice(files: RunFiles, saved_at: int | None, *, held: str, lower: str, example: str) -> str:
+    """How to go on after a ``TrainingError`` from a bad update: start again when nothing was
+    saved (``saved_at`` None), else resume ``files.root`` with lower settings.
+
+    Args:
+        held: what ``last.pt`` holds, e.g. "policy".
+        lower: the settings to lower, e.g. "algorithm.inner_lr or trpo.max_kl".
+        example: the setting the resume command shows, e.g. "trpo.max_kl".
+    """
+    if saved_at is None:
+        return f"nothing was saved yet: start again with a lower {lower} (add --overwrite to replace this run)"
+    return (f"{files.last} (iteration {saved_at}) holds the {held} from before it: lower {lower} and resume, "
+            f"e.g. mamlkit train --resume {files.root} {example}=...")
+
+
 @dataclass(frozen=True)
 class LoopSettings:
     """The skeleton's part of a ``train`` config section (iterations, validation and

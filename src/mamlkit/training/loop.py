@@ -22,7 +22,7 @@ import torch
 
 from mamlkit.algorithms import Learner
 from mamlkit.run.checkpoint import CheckpointError, load_first_usable
-from mamlkit.run.loop import LoopSettings, LoopState, TrainingError, run_iterations
+from mamlkit.run.loop import LoopSettings, LoopState, TrainingError, going_on_advice, run_iterations
 from mamlkit.run.run_folder import RunFiles
 from mamlkit.run.seeding import generator_for
 from mamlkit.tasks import TaskSource
@@ -204,13 +204,8 @@ def _guarded_step(learner: Learner, optimizer: torch.optim.Optimizer, settings: 
 
 def _skip_or_stop(settings: TrainConfig, state: TrainState, iteration: int, problem: str, files: RunFiles) -> None:
     """Count a skipped update, or raise ``TrainingError`` when the settings do not allow it."""
-    if state.saved_at is None:
-        advice = ("nothing was saved yet: start again with a lower train.meta_lr or algorithm.inner_lr "
-                  "(add --overwrite to replace this run)")
-    else:
-        advice = (f"{files.last} (iteration {state.saved_at}) holds the meta-parameters from before it: lower "
-                  f"train.meta_lr or algorithm.inner_lr and resume, e.g. mamlkit train --resume {files.root} "
-                  "train.meta_lr=...")
+    advice = going_on_advice(files, state.saved_at, held="meta-parameters",
+                             lower="train.meta_lr or algorithm.inner_lr", example="train.meta_lr")
     if settings.nonfinite == "stop":
         raise TrainingError(f"iteration {iteration + 1}: {problem}; stopped before updating θ. {advice}")
     state.skips += 1
