@@ -102,8 +102,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def parse_variant(text: str) -> tuple[str, list[str]]:
     """``'LABEL: key=value key=value'`` -> (LABEL, overrides).
 
+    ``task.n_query``, the query images per class of the *training* tasks, is a lever like any
+    other: validation and test score ``eval.n_query`` queries for every contender.
+
     Raises:
-        ValueError: no label, or an override that is not key=value, or one of the task section.
+        ValueError: no label, or an override that is not key=value, or one of the task section
+            (other than ``task.n_query``), ``seed`` or ``eval``.
 
     Example:
         >>> parse_variant("da: algorithm.name=maml_pp algorithm.maml_pp.da=true")
@@ -113,9 +117,11 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     overrides = rest.split()
     if not colon or not label.strip() or any("=" not in o for o in overrides):
         raise ValueError(f"--variant {text!r} must look like 'LABEL: key=value ...'")
-    if any(o.startswith(("task.", "seed=", "eval.")) for o in overrides):
+    shared = [o for o in overrides if o.startswith(("task.", "seed=", "eval.")) and not o.startswith("task.n_query=")]
+    if shared:
         raise ValueError(f"--variant {text!r}: contenders share the tasks, the seed and the test protocol; "
-                         "set task.*, seed and eval.* for all of them before the options")
+                         "set task.* (but the training queries, task.n_query), seed and eval.* for all of them "
+                         "before the options")
     return label.strip(), overrides
 
 

@@ -150,6 +150,35 @@ def test_quick_run_writes_curves_and_skips_an_absent_peer(benchmark, tmp_path, m
     assert "| mamlkit |" in table and "| plain |" in table and "learn2learn skipped" in table
 
 
+def test_a_variant_may_change_the_training_queries_and_is_scored_on_the_shared_ones(benchmark, tmp_path,
+                                                                                    monkeypatch):
+    script, _ = benchmark
+    assert script.parse_variant("q: task.n_query=3 train.iterations=9") == ("q", ["task.n_query=3",
+                                                                                  "train.iterations=9"])
+    import tta_contenders
+    from mamlkit.tasks.few_shot import FewShotTasks
+    trained_on, scored_on = set(), set()
+    draw, score = FewShotTasks.sample, tta_contenders.evaluate
+
+    def sample(self, n_tasks, *, k_shot, n_query, generator, split="train"):
+        if split == "train":
+            trained_on.add(n_query)
+        return draw(self, n_tasks, k_shot=k_shot, n_query=n_query, generator=generator, split=split)
+
+    def evaluate(*args, n_query, split, **kwargs):
+        scored_on.add((split, n_query))
+        return score(*args, n_query=n_query, split=split, **kwargs)
+
+    monkeypatch.setattr(FewShotTasks, "sample", sample)
+    monkeypatch.setattr(tta_contenders, "evaluate", evaluate)
+    out = tmp_path / "out"
+    assert script.main(["--quick", "train.retain_freed_memory=false", "eval.n_query=1", "--budget-minutes", "0.005",
+                        "--every-minutes", "0.005", "--peers", "none", "--variant", "q: task.n_query=3",
+                        "--out", str(out)]) == 0
+    assert trained_on == {3}
+    assert scored_on == {("val", 1), ("test", 1)}
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     (["--variant", "no label"], "must look like 'LABEL: key=value ...'"),
     (["--variant", "x: task.n_way=3"], "contenders share the tasks"),
