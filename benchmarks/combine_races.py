@@ -4,7 +4,8 @@
 started together or overlapping (say ``--variant ...  --peers none`` in one process and ``--peers learn2learn
 --peers-only`` in another, one thread each on a 2-core machine) share the machine's load
 instead; this joins their ``curves.json`` into one ``curves.json``, ``curves.png`` and
-``results.md``, each contender keeping its own command, start time and load.
+``results.md``, each contender keeping its own command, start time and load, and copies each
+contender's test report folder beside them.
 
     python benchmarks/combine_races.py RACE_A RACE_B --out docs/results/time_to_accuracy/both
 """
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from time_to_accuracy import markdown, plot_curves  # benchmarks/, beside this script
+from time_to_accuracy import folder_name, markdown, plot_curves  # benchmarks/, beside this script
 
 
 def combined(documents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -47,6 +49,26 @@ def combined(documents: list[dict[str, Any]]) -> dict[str, Any]:
             "contenders": contenders}
 
 
+def copy_test_reports(races: list[Path], out: Path) -> None:
+    """Copy each contender's test report folder (``RACE/<folder_name(label)>/``) into ``out``,
+    over an earlier copy of the same name.
+
+    Raises:
+        FileNotFoundError: a contender of ``races`` has no report folder.
+        FileExistsError: two contenders have the same folder name.
+    """
+    sources = [race / folder_name(contender["label"]) for race in races
+               for contender in json.loads((race / "curves.json").read_text())["contenders"]]
+    names = [source.name for source in sources]
+    for source in sources:
+        if not source.is_dir():
+            raise FileNotFoundError(f"{source}: no test report for this contender")
+        if names.count(source.name) > 1:
+            raise FileExistsError(f"two contenders would share the report folder {source.name!r}")
+    for source in sources:
+        shutil.copytree(source, out / source.name, dirs_exist_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("races", nargs="+", type=Path, help="output folders of time_to_accuracy.py")
@@ -59,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"combine_races: error: {error}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        copy_test_reports(args.races, args.out)
+    except OSError as error:
+        print(f"combine_races: error: {error}", file=sys.stderr)
+        return 2
     (args.out / "curves.json").write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
     thresholds = [float(t) for t in document["contenders"][0]["thresholds"]]
     plot_curves(document["contenders"], thresholds, args.out / "curves.png",

@@ -209,6 +209,9 @@ def test_races_run_apart_combine_into_one_report(benchmark, tmp_path, monkeypatc
     assert [c["command"] for c in document["contenders"]] == [p["command"] for p in parts]
     assert "| mamlkit |" in (tmp_path / "both" / "results.md").read_text()
     assert (tmp_path / "both" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    for race, contender in (("a", "mamlkit"), ("b", "plain")):  # each test report travels with its curve
+        assert (tmp_path / "both" / contender / "results.md").read_text() == \
+            (tmp_path / race / contender / "results.md").read_text()
     capsys.readouterr()
     assert script.main([keep, "train.meta_batch_size=3", *common, "--peers", "none", "--out", str(tmp_path / "c")]) == 0
     assert combine.main([str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "no")]) == 2
