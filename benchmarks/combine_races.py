@@ -49,16 +49,16 @@ def combined(documents: list[dict[str, Any]]) -> dict[str, Any]:
             "contenders": contenders}
 
 
-def copy_test_reports(races: list[Path], out: Path) -> None:
+def copy_test_reports(races: list[Path], documents: list[dict[str, Any]], out: Path) -> None:
     """Copy each contender's test report folder (``RACE/<folder_name(label)>/``) into ``out``,
-    over an earlier copy of the same name.
+    over an earlier copy of the same name; ``documents`` are the races' ``curves.json``, in order.
 
     Raises:
         FileNotFoundError: a contender of ``races`` has no report folder.
         FileExistsError: two contenders have the same folder name.
     """
-    sources = [race / folder_name(contender["label"]) for race in races
-               for contender in json.loads((race / "curves.json").read_text())["contenders"]]
+    sources = [race / folder_name(contender["label"]) for race, document in zip(races, documents)
+               for contender in document["contenders"]]
     names = [source.name for source in sources]
     for source in sources:
         if not source.is_dir():
@@ -76,14 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default=None, help="the figure's title (default: the config's name)")
     args = parser.parse_args(argv)
     try:
-        document = combined([json.loads((race / "curves.json").read_text()) for race in args.races])
+        documents = [json.loads((race / "curves.json").read_text()) for race in args.races]
+        document = combined(documents)
+        args.out.mkdir(parents=True, exist_ok=True)
+        copy_test_reports(args.races, documents, args.out)
     except (OSError, ValueError, KeyError) as error:
-        print(f"combine_races: error: {error}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        copy_test_reports(args.races, args.out)
-    except OSError as error:
         print(f"combine_races: error: {error}", file=sys.stderr)
         return 2
     (args.out / "curves.json").write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")

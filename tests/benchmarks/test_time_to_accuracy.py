@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,8 @@ def test_races_run_apart_combine_into_one_report(benchmark, tmp_path, monkeypatc
     assert script.main([keep, "train.meta_batch_size=3", *common, "--peers", "none", "--out", str(tmp_path / "c")]) == 0
     assert combine.main([str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "no")]) == 2
     assert "the races differ in overrides" in capsys.readouterr().err
+    assert combine.main([str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "twice")]) == 2
+    assert "two contenders would share the report folder 'mamlkit'" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "b" / "plain")
+    assert combine.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "lost")]) == 2
+    assert "no test report for this contender" in capsys.readouterr().err
