@@ -31,12 +31,15 @@ def test_every_preset_loads():
 
 def test_the_fast_omniglot_preset_keeps_the_paper_presets_data_model_and_test_protocol():
     """``omniglot_5w1s_fast`` changes how meta-training spends a budget (meta-batch, meta
-    learning rate and its cosine, learned step sizes, the budget), not what is learned or
-    how it is scored: its task, model and eval sections, α and the inner steps are the paper
-    preset's, and its cosine ends with its iterations."""
+    learning rate and its cosine, learned step sizes, the training tasks' query images, the
+    budget), not what is learned or how it is scored: its tasks (but for their query images),
+    model and eval sections, α and the inner steps are the paper preset's, test tasks keep one
+    query image per class, and its cosine ends with its iterations."""
     paper, fast = (config_to_data(load_config(name)) for name in ("omniglot_5w1s", "omniglot_5w1s_fast"))
-    for section in ("task", "model", "eval", "seed"):
+    for section in ("model", "eval", "seed"):
         assert fast[section] == paper[section], section
+    assert {**fast["task"], "n_query": None} == {**paper["task"], "n_query": None}
+    assert fast["task"]["n_query"] >= paper["task"]["n_query"] == fast["eval"]["n_query"] == 1
     for key in ("inner_lr", "inner_steps", "batch_norm"):
         assert fast["algorithm"][key] == paper["algorithm"][key], key
     assert fast["algorithm"]["name"] == "maml_pp" and fast["algorithm"]["maml_pp"]["ca"]
