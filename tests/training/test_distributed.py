@@ -3,6 +3,7 @@ end where one process does; rank 0 alone writes and prints."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -96,6 +97,26 @@ def test_a_process_not_started_by_torchrun_says_so(environment, message, monkeyp
         with process_group("cpu"):
             pass
 
+
+@pytest.mark.parametrize("block_raises", [False, True], ids=["block ends", "block raises"])
+def test_processes_leave_the_group_together_only_when_the_block_ends(block_raises, monkeypatch):
+    """Teardown order: a barrier before ``destroy_process_group`` on a normal end (without it a
+    process could exit while its peer still tore down its gloo connections, and end by SIGABRT:
+    about 1 run in 10, ``benchmarks/distributed_teardown.py``), none when the block raises (the
+    peer may be gone; a barrier would wait for it)."""
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda *a, **k: calls.append("init"))
+    monkeypatch.setattr(torch.distributed, "barrier", lambda *a, **k: calls.append("barrier"))
+    monkeypatch.setattr(torch.distributed, "destroy_process_group", lambda *a, **k: calls.append("destroy"))
+    with pytest.raises(RuntimeError) if block_raises else contextlib.nullcontext():
+        with process_group("cpu") as ranks:
+            assert (ranks.rank, ranks.world_size) == (0, 2)
+            if block_raises:
+                raise RuntimeError("the block failed")
+    assert calls == (["init", "destroy"] if block_raises else ["init", "barrier", "destroy"])
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
