@@ -118,6 +118,7 @@ def test_processes_leave_the_group_together_only_when_the_block_ends(block_raise
                 raise RuntimeError("the block failed")
     assert calls == (["init", "destroy"] if block_raises else ["init", "barrier", "destroy"])
 
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

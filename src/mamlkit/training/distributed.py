@@ -226,11 +226,12 @@ def process_group(device: str) -> Iterator[Ranks]:
     except (RuntimeError, ValueError) as error:
         raise DistributedError(f"process {rank} of {world_size} cannot join the others "
                                f"({str(error).splitlines()[0][:200]}); {LAUNCH_HINT}") from None
+    ranks = Ranks(rank, world_size, where)
     try:
-        yield Ranks(rank, world_size, where)
+        yield ranks
         # Leave together: a process that tore down its gloo connections while its peer was
         # still in its last work ended by SIGABRT at exit in about 1 run in 10 (2 CPU
         # processes; benchmarks/distributed_teardown.py). Not after an error: the peer may be gone.
-        dist.barrier()
+        ranks.barrier()
     finally:
         dist.destroy_process_group()
