@@ -12,45 +12,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-WORKER = Path(__file__).resolve().parents[1] / "tests" / "training" / "distributed_worker.py"
-SETTINGS = ["algorithm.inner_steps=2", "algorithm.maml_pp.lslr=true", "algorithm.maml_pp.bnwb=true",
-            "algorithm.maml_pp.bnrs=true", "train.iterations=8", "train.meta_batch_size=5", "train.val_every=4",
-            "train.checkpoint_every=4", "train.log_every=2", "train.val_tasks=20", "train.progress=false",
-            "train.meta_lr=0.01"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_once(runs_dir: str) -> list[subprocess.CompletedProcess]:
-    """One 2-process run, as torchrun would start it (static rendezvous on 127.0.0.1)."""
-    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONFAULTHANDLER": "1"}
-    command = [sys.executable, str(WORKER), "train", "sinusoid_maml_pp", "name=two", *SETTINGS, "--runs-dir", runs_dir]
-    processes = [subprocess.Popen(command, env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for rank in range(2)]
-    outputs = [process.communicate(timeout=180) for process in processes]
-    return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path[:0] = [str(TESTS), str(TESTS / "training")]
+from test_distributed import launch, two_process_run  # noqa: E402 - the test's own run and launcher
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=4.0, help="how long to keep starting runs")
     args = parser.parse_args()
+    os.environ["PYTHONFAULTHANDLER"] = "1"  # each process prints its Python stacks on SIGABRT
     deadline, runs, abnormal = time.monotonic() + 60 * args.minutes, 0, 0
     while time.monotonic() < deadline:
         with tempfile.TemporaryDirectory() as runs_dir:
-            ranks = run_once(runs_dir)
+            ranks = launch(two_process_run(Path(runs_dir)), 2)
         runs += 1
         if [r.returncode for r in ranks] != [0, 0]:
             abnormal += 1

@@ -148,6 +148,17 @@ MAML_PP = ["algorithm.inner_steps=2", "algorithm.maml_pp.lslr=true", "algorithm.
 """MAML++ with learned per-step step sizes (LSLR) and BatchNorm weights (BNWB), and per-step
 running statistics (BNRS, updated outside the gradient): every kind of learner tensor."""
 
+TWO_PROCESS_SETTINGS = [*MAML_PP, "train.iterations=8", "train.meta_batch_size=5", "train.val_every=4",
+                        "train.checkpoint_every=4", "train.log_every=2", "train.val_tasks=20", "train.progress=false",
+                        "train.meta_lr=0.01"]
+"""The 2-process run's settings: 8 iterations of meta-batch 5 (shards of 2 + 3 tasks)."""
+
+
+def two_process_run(runs_dir: Path) -> list[str]:
+    """The 2-process run's command (run ``name=two`` in ``runs_dir``), for ``launch``;
+    ``benchmarks/distributed_teardown.py`` repeats it."""
+    return [sys.executable, str(WORKER), "train", "sinusoid_maml_pp", "name=two", *TWO_PROCESS_SETTINGS,
+            "--runs-dir", str(runs_dir)]
 
 def test_running_statistics_of_shards_weighted_by_their_share_add_up_to_the_whole_batch():
     """What ``Ranks.average_updates`` relies on: MAML++'s BNRS update is affine in the
@@ -174,16 +185,12 @@ def test_running_statistics_of_shards_weighted_by_their_share_add_up_to_the_whol
 def test_two_gloo_processes_end_where_one_process_does(tmp_path, one_thread):  # noqa: F811
     """MAML++ (``MAML_PP``) on a BatchNorm MLP, 5 tasks split 2 + 3 between the ranks: the
     model, the learner's learned tensors and its running statistics all end as in one process."""
-    settings = [*MAML_PP, "train.iterations=8", "train.meta_batch_size=5", "train.val_every=4",
-                "train.checkpoint_every=4", "train.log_every=2", "train.val_tasks=20", "train.progress=false",
-                "train.meta_lr=0.01"]
-    ranks = launch([sys.executable, str(WORKER), "train", "sinusoid_maml_pp", "name=two", *settings, "--runs-dir",
-                    str(tmp_path)], 2)
+    ranks = launch(two_process_run(tmp_path), 2)
     assert [r.returncode for r in ranks] == [0, 0], [r.stderr[-2000:] for r in ranks]
     assert ranks[0].stdout.count("trained 8 iterations") == 1
     assert ranks[1].stdout == ""
 
-    config = load_config("sinusoid_maml_pp", settings)
+    config = load_config("sinusoid_maml_pp", TWO_PROCESS_SETTINGS)
     single = build_learner(config, bn_mlp(config.seed), task_loss(config))
     initial = {name: param.detach().clone() for name, param in single.model.named_parameters()}
     train(single, build_task_source(config), config, RunFiles(tmp_path / "one"))
