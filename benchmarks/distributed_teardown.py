@@ -32,9 +32,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as runs_dir:
             ranks = launch(two_process_run(Path(runs_dir)), 2)
         runs += 1
-        if [r.returncode for r in ranks] != [0, 0]:
+        statuses = [r.returncode for r in ranks]
+        if statuses != [0, 0]:
             abnormal += 1
-            print(f"run {runs}: exit statuses {[r.returncode for r in ranks]}", flush=True)
+            print(f"run {runs}: exit statuses {statuses}", flush=True)
             for rank, result in enumerate(ranks):
                 print(f"  rank {rank} stdout: {result.stdout[-300:]!r}\n  rank {rank} stderr: {result.stderr[-1500:]!r}")
     print(f"{abnormal} of {runs} runs ended abnormally")

@@ -160,6 +160,7 @@ def two_process_run(runs_dir: Path) -> list[str]:
     return [sys.executable, str(WORKER), "train", "sinusoid_maml_pp", "name=two", *TWO_PROCESS_SETTINGS,
             "--runs-dir", str(runs_dir)]
 
+
 def test_running_statistics_of_shards_weighted_by_their_share_add_up_to_the_whole_batch():
     """What ``Ranks.average_updates`` relies on: MAML++'s BNRS update is affine in the
     mean over the tasks, so the share-weighted sum of the shards' updates is the whole one."""
